@@ -1,0 +1,1 @@
+//! Docker Engine API models (filled in by the engine/api work).
