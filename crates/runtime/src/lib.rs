@@ -1,1 +1,382 @@
-//! berth-runtime
+//! berth-runtime: a small synchronous wrapper over youki's `libcontainer`.
+//!
+//! libcontainer forks without exec: call these functions only from a
+//! single-threaded process (the `berth-runtime` binary is one).
+
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::error::LibcontainerError;
+use libcontainer::signal::Signal;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+pub mod spec;
+
+pub use spec::default_spec;
+
+/// Default state directory, like runc's `/run/runc`.
+pub const DEFAULT_ROOT: &str = "/run/berth-runtime";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("container \"{0}\" does not exist")]
+    NotFound(String),
+    #[error("container \"{0}\" already exists")]
+    Exists(String),
+    #[error("invalid signal {0:?}")]
+    InvalidSignal(String),
+    #[error("cannot {op} container \"{id}\" in status {status}")]
+    Status {
+        op: &'static str,
+        id: String,
+        status: String,
+    },
+    #[error("{context}: {source}")]
+    Libcontainer {
+        context: String,
+        #[source]
+        source: LibcontainerError,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Spec {
+        context: String,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    #[error("wait for container init: {0}")]
+    Wait(#[source] nix::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn lc(context: impl Into<String>) -> impl FnOnce(LibcontainerError) -> Error {
+    let context = context.into();
+    move |source| Error::Libcontainer { context, source }
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+/// Options for `create` / `run`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+}
+
+/// runc-compatible `state` output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RuncState {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 with nanoseconds, UTC.
+    pub created: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::HashMap<String, String>>,
+}
+
+/// A runtime state directory (`--root`).
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    root: PathBuf,
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>) -> Runtime {
+        Runtime { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Load an existing container; `NotFound` if there is no state for it.
+    pub fn load(&self, id: &str) -> Result<Container> {
+        let dir = self.container_dir(id);
+        if id.is_empty() || id.contains('/') || !dir.join("state.json").exists() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        Container::load(dir).map_err(lc(format!("load container {id}")))
+    }
+
+    /// `create`: set up the container from `bundle`; init waits for `start`.
+    /// The container's stdio is inherited from the caller. Returns init's pid.
+    pub fn create(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<Pid> {
+        let c = self.build(id, bundle, opts, true)?;
+        c.pid()
+            .ok_or_else(|| Error::NotFound(format!("{id} (no init pid)")))
+    }
+
+    fn build(
+        &self,
+        id: &str,
+        bundle: &Path,
+        opts: &CreateOptions,
+        detach: bool,
+    ) -> Result<Container> {
+        if self.container_dir(id).exists() {
+            return Err(Error::Exists(id.to_string()));
+        }
+        std::fs::create_dir_all(&self.root)
+            .map_err(io(format!("create root {}", self.root.display())))?;
+        let bundle =
+            std::fs::canonicalize(bundle).map_err(io(format!("bundle {}", bundle.display())))?;
+        let ctx = format!("create container {id}");
+        let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_root_path(&self.root)
+            .map_err(lc(ctx.clone()))?
+            .with_pid_file(opts.pid_file.clone())
+            .map_err(lc(ctx.clone()))?
+            .with_console_socket(opts.console_socket.clone())
+            .validate_id()
+            .map_err(lc(ctx.clone()))?;
+        builder
+            .as_init(&bundle)
+            .with_systemd(false)
+            .as_sibling(false)
+            .with_detach(detach)
+            .build()
+            .map_err(lc(ctx))
+    }
+
+    /// `start`: let a created container's init exec the user process.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let mut c = self.load(id)?;
+        if c.status() != ContainerStatus::Created {
+            return Err(Error::Status {
+                op: "start",
+                id: id.into(),
+                status: status_name(c.status()).into(),
+            });
+        }
+        c.start().map_err(lc(format!("start container {id}")))
+    }
+
+    /// `state`: runc's JSON state.
+    pub fn state(&self, id: &str) -> Result<RuncState> {
+        let c = self.load(id)?;
+        let status = c.status();
+        let bundle = c.bundle().clone();
+        let rootfs = Spec::load(bundle.join("config.json"))
+            .ok()
+            .and_then(|s| s.root().as_ref().map(|r| r.path().clone()))
+            .map(|p| if p.is_absolute() { p } else { bundle.join(p) })
+            .unwrap_or_else(|| bundle.join("rootfs"));
+        let pid = match status {
+            ContainerStatus::Stopped => 0,
+            _ => c.pid().map(|p| p.as_raw()).unwrap_or(0),
+        };
+        let owner = c
+            .creator()
+            .map(|o| o.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(RuncState {
+            oci_version: c.state.oci_version.clone(),
+            id: id.to_string(),
+            pid,
+            status: status_name(status).to_string(),
+            bundle,
+            rootfs,
+            created: c.created().map(rfc3339_nano).unwrap_or_default(),
+            owner,
+            annotations: c.state.annotations.clone().filter(|a| !a.is_empty()),
+        })
+    }
+
+    /// `kill`: send `signal` (name or number) to init, or to all processes.
+    pub fn kill(&self, id: &str, signal: &str, all: bool) -> Result<()> {
+        let sig = parse_signal(signal)?;
+        let mut c = self.load(id)?;
+        let before = c.status();
+        c.kill(sig, all)
+            .map_err(lc(format!("kill container {id}")))?;
+        // libcontainer marks the container stopped after any signal; restore
+        // created/paused when init survived a non-fatal one.
+        if matches!(before, ContainerStatus::Created | ContainerStatus::Paused) {
+            c.refresh_status().ok();
+            if c.status() != ContainerStatus::Stopped {
+                c.set_status(before).save().ok();
+            }
+        }
+        Ok(())
+    }
+
+    /// `delete`: remove a stopped (or, with `force`, any) container.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let mut c = self.load(id)?;
+        c.delete(force)
+            .map_err(lc(format!("delete container {id}")))
+    }
+
+    /// `run`: create + start; unless `detach`, wait for init and delete the
+    /// container, returning its exit code (128+signal if signalled).
+    pub fn run(&self, id: &str, bundle: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
+        let mut c = self.build(id, bundle, opts, detach)?;
+        if let Err(e) = c.start() {
+            let _ = c.delete(true);
+            return Err(lc(format!("start container {id}"))(e));
+        }
+        if detach {
+            return Ok(0);
+        }
+        let pid = c.pid().ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let code = wait_forwarding_signals(pid);
+        // Forced: kills leftovers (if init had no pid namespace) and cgroups.
+        if let Err(e) = c.delete(true) {
+            tracing::warn!(%id, error = %e, "delete after run");
+        }
+        code
+    }
+}
+
+/// Signals `run` forwards to the container's init, like runc.
+const FORWARDED: &[nix::sys::signal::Signal] = {
+    use nix::sys::signal::Signal::*;
+    &[SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH]
+};
+
+/// Wait for `pid` (a child of the caller), forwarding common signals to it.
+/// Blocks those signals in the caller (single-threaded by contract).
+fn wait_forwarding_signals(pid: Pid) -> Result<i32> {
+    use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal as S};
+    let mut set = SigSet::empty();
+    set.add(S::SIGCHLD);
+    for s in FORWARDED {
+        set.add(*s);
+    }
+    if nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).is_err() {
+        return wait_exit_code(pid);
+    }
+    loop {
+        match waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(Error::Wait(e)),
+        }
+        match set.wait() {
+            Ok(S::SIGCHLD) | Err(_) => {}
+            Ok(sig) => {
+                let _ = kill(pid, sig);
+            }
+        }
+    }
+}
+
+/// Wait for `pid` (a child of the caller) and map its status to a shell-style
+/// exit code.
+pub fn wait_exit_code(pid: Pid) -> Result<i32> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(Error::Wait(e)),
+        }
+    }
+}
+
+/// Parse a signal given as a number or a name (`KILL`, `SIGKILL`, `9`).
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| Error::InvalidSignal(s.into()));
+    }
+    Signal::try_from(s).map_err(|_| Error::InvalidSignal(s.into()))
+}
+
+/// runc's lower-case status names.
+pub fn status_name(s: ContainerStatus) -> &'static str {
+    match s {
+        ContainerStatus::Creating => "creating",
+        ContainerStatus::Created => "created",
+        ContainerStatus::Running => "running",
+        ContainerStatus::Stopped => "stopped",
+        ContainerStatus::Paused => "paused",
+    }
+}
+
+/// RFC 3339 with nanoseconds in UTC, trailing zeros trimmed like Go's
+/// `time.RFC3339Nano`.
+pub fn rfc3339_nano<Tz: chrono::TimeZone>(t: chrono::DateTime<Tz>) -> String {
+    let t = t.with_timezone(&chrono::Utc);
+    let s = t.format("%Y-%m-%dT%H:%M:%S%.9f").to_string();
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}Z")
+}
+
+/// Write `spec` as `<bundle>/config.json` (like `runc spec`); fails if it
+/// exists.
+pub fn write_spec(bundle: &Path, spec: &Spec) -> Result<()> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        return Err(Error::Io {
+            context: format!("{}", path.display()),
+            source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "File exists"),
+        });
+    }
+    spec.save(&path).map_err(|source| Error::Spec {
+        context: format!("write {}", path.display()),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert!(parse_signal("9").is_ok());
+        assert!(parse_signal("KILL").is_ok());
+        assert!(parse_signal("SIGTERM").is_ok());
+        assert!(parse_signal("term").is_ok());
+        assert!(parse_signal("BOGUS").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+
+    #[test]
+    fn go_style_timestamps() {
+        use chrono::TimeZone;
+        let t = chrono::Utc
+            .timestamp_opt(1_700_000_000, 123_456_789)
+            .unwrap();
+        assert_eq!(rfc3339_nano(t), "2023-11-14T22:13:20.123456789Z");
+        let t = chrono::Utc
+            .timestamp_opt(1_700_000_000, 120_000_000)
+            .unwrap();
+        assert_eq!(rfc3339_nano(t), "2023-11-14T22:13:20.12Z");
+        let t = chrono::Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        assert_eq!(rfc3339_nano(t), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn missing_container_is_not_found() {
+        let rt = Runtime::new("/nonexistent-berth-root");
+        assert!(matches!(rt.state("nope"), Err(Error::NotFound(_))));
+        assert!(matches!(rt.load("../x"), Err(Error::NotFound(_))));
+    }
+}

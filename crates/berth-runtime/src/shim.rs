@@ -1,0 +1,859 @@
+//! `berth-runtime shim --config FILE`: the per-container supervisor
+//! (ARCH-13). Protocol in `berth_types::shim` and docs/shim-protocol.md.
+//!
+//! Process tree: the daemon spawns us; we fork at once. The parent prints one
+//! `ShimReady` line and exits; the child (the shim) detaches (setsid,
+//! subreaper, stdio to /dev/null), mounts the rootfs, runs `runtime create`,
+//! owns the container's stdio pipes, serves the socket, reaps init, writes
+//! the exit file and cleans up. Threads are used only after the fork; the
+//! runtime is always a child process.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use berth_types::shim::{
+    frame_header, parse_frame_header, ExitStatus, FrameKind, Request, Response, ShimConfig,
+    ShimReady,
+};
+use berth_types::Mount;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+
+/// Docker's json-file logger splits lines longer than this.
+const MAX_LOG_LINE: usize = 16 * 1024;
+
+pub fn main(config_path: &Path) -> ! {
+    let cfg: ShimConfig = match std::fs::read(config_path)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(serde_json::from_slice(&b)?))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            print_ready(&ShimReady {
+                shim_pid: 0,
+                pid: 0,
+                error: Some(format!("read shim config {}: {e}", config_path.display())),
+            });
+            std::process::exit(1);
+        }
+    };
+    let (ready_r, ready_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => fail_early(format!("pipe: {e}")),
+    };
+    // SAFETY: no threads exist yet (called straight from main), so the child
+    // may run arbitrary code.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => fail_early(format!("fork: {e}")),
+        Ok(ForkResult::Parent { child }) => {
+            drop(ready_w);
+            let mut line = String::new();
+            let _ = File::from(ready_r).read_to_string(&mut line);
+            match serde_json::from_str::<ShimReady>(line.trim()) {
+                Ok(r) => print_ready(&r),
+                Err(_) => print_ready(&ShimReady {
+                    shim_pid: child.as_raw() as u32,
+                    pid: 0,
+                    error: Some("shim exited before the container was created".into()),
+                }),
+            }
+            std::process::exit(0);
+        }
+        Ok(ForkResult::Child) => {
+            drop(ready_r);
+            detach(ready_w.as_raw_fd());
+            init_log(&cfg.bundle);
+            let code = match shim(&cfg, File::from(ready_w)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!("shim: {e:#}");
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+    }
+}
+
+fn fail_early(msg: String) -> ! {
+    print_ready(&ShimReady {
+        shim_pid: 0,
+        pid: 0,
+        error: Some(msg),
+    });
+    std::process::exit(1);
+}
+
+fn print_ready(r: &ShimReady) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default());
+    let _ = out.flush();
+}
+
+/// New session, child subreaper, stdio on /dev/null, no stray fds.
+fn detach(keep_fd: i32) {
+    let _ = nix::unistd::setsid();
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<i32> = rd
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&fd| fd > 2 && fd != keep_fd)
+            .collect();
+        for fd in fds {
+            let _ = nix::unistd::close(fd);
+        }
+    }
+    // Keep RSS small: one malloc arena for all threads.
+    // SAFETY: mallopt only tunes glibc's allocator.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+}
+
+fn init_log(bundle: &Path) {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(bundle.join("shim.log"));
+    if let Ok(f) = file {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("BERTH_SHIM_LOG")
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_ansi(false)
+            .with_writer(Mutex::new(f))
+            .try_init();
+    }
+}
+
+/// Shared state between the socket, output and reaper threads.
+struct Shim {
+    cfg: ShimConfig,
+    pid: u32,
+    st: Mutex<State>,
+    stdin: Mutex<Option<File>>,
+    log: Mutex<JsonLog>,
+    /// Signalled when an output stream reaches EOF.
+    eof: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    started: bool,
+    exit: Option<ExitStatus>,
+    subs: Vec<Sub>,
+    open_streams: usize,
+}
+
+/// A connection that wants output frames and/or the final `Exited`.
+struct Sub {
+    conn: u64,
+    w: Arc<Mutex<UnixStream>>,
+    stdout: bool,
+    stderr: bool,
+}
+
+fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
+    let mut mounted = 0;
+    let res = setup(cfg, &mut mounted);
+    let (pid, out, err, stdin, listener) = match res {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = writeln!(
+                ready,
+                "{}",
+                serde_json::to_string(&ShimReady {
+                    shim_pid: std::process::id(),
+                    pid: 0,
+                    error: Some(format!("{e:#}")),
+                })?
+            );
+            drop(ready);
+            let _ = runtime_cmd(cfg, &["delete", "--force", &cfg.id]);
+            unmount_rootfs(cfg, mounted);
+            let _ = std::fs::remove_file(&cfg.socket);
+            return Err(e);
+        }
+    };
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&cfg.log_path)
+        .with_context(|| format!("open log {}", cfg.log_path.display()));
+    let log = match log {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            None
+        }
+    };
+    let shim = Arc::new(Shim {
+        cfg: cfg.clone(),
+        pid,
+        st: Mutex::new(State {
+            open_streams: 2,
+            ..Default::default()
+        }),
+        stdin: Mutex::new(stdin),
+        log: Mutex::new(JsonLog {
+            file: log,
+            partial: [Vec::new(), Vec::new()],
+        }),
+        eof: Condvar::new(),
+    });
+    writeln!(
+        ready,
+        "{}",
+        serde_json::to_string(&ShimReady {
+            shim_pid: std::process::id(),
+            pid,
+            error: None,
+        })?
+    )?;
+    drop(ready);
+
+    spawn("out", {
+        let s = shim.clone();
+        move || pump(&s, out, FrameKind::Stdout)
+    });
+    spawn("err", {
+        let s = shim.clone();
+        move || pump(&s, err, FrameKind::Stderr)
+    });
+    spawn("accept", {
+        let s = shim.clone();
+        move || accept_loop(&s, listener)
+    });
+
+    let exit_code = reap(pid);
+    // Let the output threads drain (all writers are gone once init and its
+    // pid namespace are); bounded in case a host process holds the pipe.
+    {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut st = lock(&shim.st);
+        while st.open_streams > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = shim
+                .eof
+                .wait_timeout(st, left)
+                .map(|r| r.0)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+    lock(&shim.log).flush_partial();
+    let status = ExitStatus {
+        exit_code,
+        finished_at: berth_runtime::rfc3339_nano(chrono::Utc::now()),
+        oom_killed: oom_killed(&cfg.bundle),
+    };
+    if let Err(e) = write_atomic(&cfg.exit_file, &serde_json::to_vec(&status)?) {
+        tracing::error!("write exit file: {e:#}");
+    }
+    // Clean up before announcing the exit so the daemon may at once reuse the
+    // id and rootfs (e.g. restart policies).
+    if let Err(e) = runtime_cmd(cfg, &["delete", "--force", &cfg.id]) {
+        tracing::warn!("runtime delete: {e:#}");
+    }
+    unmount_rootfs(cfg, mounted);
+    reap_strays();
+    let subs = {
+        let mut st = lock(&shim.st);
+        st.exit = Some(status.clone());
+        std::mem::take(&mut st.subs)
+    };
+    for s in subs {
+        let _ = send_control(&s.w, &Response::Exited(status.clone()));
+        let _ = lock(&s.w).shutdown(std::net::Shutdown::Both);
+    }
+    let _ = std::fs::remove_file(&cfg.socket);
+    Ok(())
+}
+
+type Setup = (u32, File, File, Option<File>, UnixListener);
+
+/// Mount the rootfs, create the container with pipes for stdio, listen.
+fn setup(cfg: &ShimConfig, mounted: &mut usize) -> Result<Setup> {
+    let rootfs = cfg.bundle.join("rootfs");
+    std::fs::create_dir_all(&rootfs).with_context(|| format!("mkdir {}", rootfs.display()))?;
+    for m in &cfg.rootfs_mounts {
+        mount_one(m, &rootfs)
+            .with_context(|| format!("mount {} on {}", m.source, rootfs.display()))?;
+        *mounted += 1;
+    }
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (stdin_child, stdin_ours): (Stdio, Option<File>) = if cfg.open_stdin {
+        let (r, w) = pipe()?;
+        (Stdio::from(r), Some(File::from(w)))
+    } else {
+        (Stdio::null(), None)
+    };
+    let pid_file = cfg.bundle.join("init.pid");
+    let _ = std::fs::remove_file(&pid_file);
+    let status = Command::new(&cfg.runtime)
+        .arg("--root")
+        .arg(&cfg.runtime_root)
+        .arg("--log")
+        .arg(cfg.bundle.join("runtime.log"))
+        .args(["--log-format", "json", "create", "--bundle"])
+        .arg(&cfg.bundle)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&cfg.id)
+        .stdin(stdin_child)
+        .stdout(Stdio::from(out_w))
+        .stderr(Stdio::from(err_w))
+        .status()
+        .with_context(|| format!("exec {}", cfg.runtime.display()))?;
+    let mut out = File::from(out_r);
+    let mut err = File::from(err_r);
+    if !status.success() {
+        let mut msg = drain_nonblocking(&mut err);
+        msg.push_str(&drain_nonblocking(&mut out));
+        bail!(
+            "{} create failed ({status}): {}",
+            cfg.runtime.display(),
+            msg.trim()
+        );
+    }
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .with_context(|| format!("read {}", pid_file.display()))?
+        .trim()
+        .parse()
+        .context("parse init pid")?;
+    let _ = std::fs::remove_file(&cfg.socket);
+    if let Some(dir) = cfg.socket.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let listener = UnixListener::bind(&cfg.socket)
+        .with_context(|| format!("listen on {}", cfg.socket.display()))?;
+    Ok((pid, out, err, stdin_ours, listener))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+}
+
+fn drain_nonblocking(f: &mut File) -> String {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let _ = fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = Vec::new();
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let _ = fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()));
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Mount one `Mount` onto `target` (bind/rbind or a filesystem such as overlay).
+fn mount_one(m: &Mount, target: &Path) -> Result<()> {
+    use nix::mount::{mount, MsFlags};
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    let mut bind = m.kind == "bind" || m.kind == "rbind";
+    let mut recursive = m.kind == "rbind";
+    for o in &m.options {
+        match o.as_str() {
+            "bind" => bind = true,
+            "rbind" => {
+                bind = true;
+                recursive = true
+            }
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "rw" => {}
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            other => data.push(other),
+        }
+    }
+    let data = data.join(",");
+    let data = (!data.is_empty()).then_some(data.as_str());
+    if bind {
+        let mut bf = MsFlags::MS_BIND;
+        if recursive {
+            bf |= MsFlags::MS_REC;
+        }
+        mount(
+            Some(m.source.as_str()),
+            target,
+            None::<&str>,
+            bf,
+            None::<&str>,
+        )?;
+        if !flags.is_empty() {
+            mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+                None::<&str>,
+            )?;
+        }
+    } else {
+        mount(
+            Some(m.source.as_str()),
+            target,
+            Some(m.kind.as_str()),
+            flags,
+            data,
+        )?;
+    }
+    Ok(())
+}
+
+fn unmount_rootfs(cfg: &ShimConfig, mounted: usize) {
+    use nix::mount::{umount2, MntFlags};
+    let rootfs = cfg.bundle.join("rootfs");
+    for _ in 0..mounted {
+        if let Err(e) = umount2(&rootfs, MntFlags::empty()) {
+            tracing::warn!("umount {}: {e}; detaching", rootfs.display());
+            let _ = umount2(&rootfs, MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Run `runtime --root R <args>`; error with its stderr on failure.
+fn runtime_cmd(cfg: &ShimConfig, args: &[&str]) -> Result<()> {
+    let out = Command::new(&cfg.runtime)
+        .arg("--root")
+        .arg(&cfg.runtime_root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("exec {}", cfg.runtime.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {} failed ({}): {}",
+            cfg.runtime.display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Wait for init; exit code or 128+signal.
+fn reap(pid: u32) -> i32 {
+    let pid = Pid::from_raw(pid as i32);
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, c)) => return c,
+            Ok(WaitStatus::Signaled(_, s, _)) => return 128 + s as i32,
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(e) => {
+                // Not our child (should not happen: we are the subreaper).
+                tracing::warn!("waitpid {pid}: {e}; polling");
+                while nix::sys::signal::kill(pid, None).is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                return 255;
+            }
+        }
+    }
+}
+
+/// Reap orphans re-parented to us (we are a subreaper).
+fn reap_strays() {
+    use nix::sys::wait::WaitPidFlag;
+    while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if s == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// OOM kills recorded in the container's memory cgroup (v2 `memory.events`,
+/// v1 `memory.oom_control`); false if unknown.
+fn oom_killed(bundle: &Path) -> bool {
+    let Ok(b) = std::fs::read(bundle.join("config.json")) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) else {
+        return false;
+    };
+    let Some(cg) = v["linux"]["cgroupsPath"].as_str() else {
+        return false;
+    };
+    if cg.contains(':') {
+        return false; // systemd slice:prefix:name
+    }
+    let rel = cg.trim_start_matches('/');
+    let file = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        PathBuf::from("/sys/fs/cgroup")
+            .join(rel)
+            .join("memory.events")
+    } else {
+        PathBuf::from("/sys/fs/cgroup/memory")
+            .join(rel)
+            .join("memory.oom_control")
+    };
+    parse_oom_kill(&std::fs::read_to_string(file).unwrap_or_default()) > 0
+}
+
+fn parse_oom_kill(s: &str) -> u64 {
+    s.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
+    let _ = std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(128 * 1024)
+        .spawn(f);
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Copy one output stream to the json-file log and to attached clients.
+fn pump(shim: &Shim, mut src: File, kind: FrameKind) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let data = &buf[..n];
+        lock(&shim.log).write(kind, data);
+        let mut st = lock(&shim.st);
+        st.subs.retain(|s| {
+            let want = match kind {
+                FrameKind::Stdout => s.stdout,
+                _ => s.stderr,
+            };
+            !want || send_frame(&s.w, kind, data).is_ok()
+        });
+    }
+    lock(&shim.log).flush_stream(kind);
+    lock(&shim.st).open_streams -= 1;
+    shim.eof.notify_all();
+}
+
+fn accept_loop(shim: &Arc<Shim>, listener: UnixListener) {
+    let mut next = 0u64;
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        next += 1;
+        let id = next;
+        let s = shim.clone();
+        spawn("conn", move || {
+            if let Err(e) = serve(&s, conn, id) {
+                tracing::debug!("connection {id}: {e:#}");
+            }
+            lock(&s.st).subs.retain(|x| x.conn != id);
+        });
+    }
+}
+
+fn send_frame(w: &Mutex<UnixStream>, kind: FrameKind, data: &[u8]) -> io::Result<()> {
+    let mut w = lock(w);
+    w.write_all(&frame_header(kind, data.len() as u32))?;
+    w.write_all(data)
+}
+
+fn send_control(w: &Mutex<UnixStream>, r: &Response) -> io::Result<()> {
+    let b = serde_json::to_vec(r).map_err(io::Error::other)?;
+    send_frame(w, FrameKind::Control, &b)
+}
+
+/// Serve one connection's frames until EOF.
+fn serve(shim: &Shim, mut conn: UnixStream, id: u64) -> Result<()> {
+    let w = Arc::new(Mutex::new(conn.try_clone()?));
+    // A stuck client must not block the container's output for long.
+    lock(&w).set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut stdin_ok = false;
+    loop {
+        let mut h = [0u8; 5];
+        if conn.read_exact(&mut h).is_err() {
+            return Ok(());
+        }
+        let Some((kind, len)) = parse_frame_header(&h) else {
+            bail!("bad frame header {h:?}");
+        };
+        let mut payload = vec![0u8; len as usize];
+        conn.read_exact(&mut payload)?;
+        match kind {
+            FrameKind::Control => {
+                let reply = match serde_json::from_slice::<Request>(&payload) {
+                    Ok(req) => handle(shim, req, &w, id, &mut stdin_ok),
+                    Err(e) => Some(Response::Error {
+                        message: format!("bad request: {e}"),
+                    }),
+                };
+                if let Some(r) = reply {
+                    send_control(&w, &r)?;
+                }
+            }
+            FrameKind::Stdin if stdin_ok => {
+                let mut g = lock(&shim.stdin);
+                if let Some(f) = g.as_mut() {
+                    if f.write_all(&payload).is_err() {
+                        *g = None;
+                    }
+                }
+            }
+            FrameKind::StdinClose if stdin_ok => *lock(&shim.stdin) = None,
+            _ => {} // output frames or stdin without attach: ignored
+        }
+    }
+}
+
+fn handle(
+    shim: &Shim,
+    req: Request,
+    w: &Arc<Mutex<UnixStream>>,
+    conn: u64,
+    stdin_ok: &mut bool,
+) -> Option<Response> {
+    let cfg = &shim.cfg;
+    let err = |e: anyhow::Error| Response::Error {
+        message: format!("{e:#}"),
+    };
+    Some(match req {
+        Request::Start => {
+            if lock(&shim.st).started {
+                return Some(Response::Error {
+                    message: "container already started".into(),
+                });
+            }
+            match runtime_cmd(cfg, &["start", &cfg.id]) {
+                Ok(()) => {
+                    lock(&shim.st).started = true;
+                    Response::Started { pid: shim.pid }
+                }
+                Err(e) => err(e),
+            }
+        }
+        Request::Attach {
+            stdout,
+            stderr,
+            stdin,
+        } => {
+            *stdin_ok = stdin && cfg.open_stdin;
+            let mut st = lock(&shim.st);
+            match &st.exit {
+                Some(x) => Response::Exited(x.clone()),
+                None => {
+                    st.subs.push(Sub {
+                        conn,
+                        w: w.clone(),
+                        stdout,
+                        stderr,
+                    });
+                    return None; // no reply: frames follow, then Exited
+                }
+            }
+        }
+        Request::Wait => {
+            let mut st = lock(&shim.st);
+            match &st.exit {
+                Some(x) => Response::Exited(x.clone()),
+                None => {
+                    st.subs.push(Sub {
+                        conn,
+                        w: w.clone(),
+                        stdout: false,
+                        stderr: false,
+                    });
+                    return None;
+                }
+            }
+        }
+        Request::Kill { signal } => {
+            if lock(&shim.st).exit.is_some() {
+                return Some(Response::Error {
+                    message: "container is not running".into(),
+                });
+            }
+            match runtime_cmd(cfg, &["kill", &cfg.id, &signal.to_string()]) {
+                Ok(()) => Response::Ok,
+                Err(e) => err(e),
+            }
+        }
+        Request::State => {
+            let st = lock(&shim.st);
+            Response::State {
+                pid: shim.pid,
+                running: st.started && st.exit.is_none(),
+            }
+        }
+    })
+}
+
+/// Docker json-file writer: one JSON object per line of output.
+struct JsonLog {
+    file: Option<File>,
+    partial: [Vec<u8>; 2],
+}
+
+impl JsonLog {
+    fn idx(kind: FrameKind) -> usize {
+        usize::from(kind != FrameKind::Stdout)
+    }
+
+    fn write(&mut self, kind: FrameKind, mut data: &[u8]) {
+        let i = Self::idx(kind);
+        while let Some(nl) = data.iter().position(|&b| b == b'\n') {
+            let mut line = std::mem::take(&mut self.partial[i]);
+            line.extend_from_slice(&data[..=nl]);
+            self.entry(kind, &line);
+            data = &data[nl + 1..];
+        }
+        self.partial[i].extend_from_slice(data);
+        if self.partial[i].len() >= MAX_LOG_LINE {
+            let line = std::mem::take(&mut self.partial[i]);
+            self.entry(kind, &line);
+        }
+    }
+
+    fn flush_stream(&mut self, kind: FrameKind) {
+        let line = std::mem::take(&mut self.partial[Self::idx(kind)]);
+        if !line.is_empty() {
+            self.entry(kind, &line);
+        }
+    }
+
+    fn flush_partial(&mut self) {
+        self.flush_stream(FrameKind::Stdout);
+        self.flush_stream(FrameKind::Stderr);
+    }
+
+    fn entry(&mut self, kind: FrameKind, line: &[u8]) {
+        let Some(f) = self.file.as_mut() else { return };
+        let stream = if kind == FrameKind::Stdout {
+            "stdout"
+        } else {
+            "stderr"
+        };
+        let rec = json_file_line(
+            line,
+            stream,
+            &berth_runtime::rfc3339_nano(chrono::Utc::now()),
+        );
+        if let Err(e) = f.write_all(rec.as_bytes()) {
+            tracing::warn!("write log: {e}");
+        }
+    }
+}
+
+/// `{"log":..,"stream":..,"time":..}\n` escaped like Go's encoding/json.
+fn json_file_line(line: &[u8], stream: &str, time: &str) -> String {
+    let log = serde_json::to_string(&String::from_utf8_lossy(line)).unwrap_or_default();
+    let log = log
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029");
+    format!("{{\"log\":{log},\"stream\":\"{stream}\",\"time\":\"{time}\"}}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_file_format() {
+        // LOG-01: Docker json-file line shape.
+        let l = json_file_line(b"hello <b>\n", "stdout", "2026-11-22T11:28:14.123456789Z");
+        assert_eq!(
+            l,
+            "{\"log\":\"hello \\u003cb\\u003e\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-22T11:28:14.123456789Z\"}\n"
+        );
+    }
+
+    #[test]
+    fn log_splits_lines_and_keeps_partials() {
+        let dir = std::env::temp_dir().join(format!("berth-jsonlog-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let mut log = JsonLog {
+            file: Some(File::create(&dir).unwrap()),
+            partial: [Vec::new(), Vec::new()],
+        };
+        log.write(FrameKind::Stdout, b"a\nb");
+        log.write(FrameKind::Stderr, b"err\n");
+        log.write(FrameKind::Stdout, b"c\nd");
+        log.flush_partial();
+        let text = std::fs::read_to_string(&dir).unwrap();
+        let _ = std::fs::remove_file(&dir);
+        let logs: Vec<(String, String)> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["log"].as_str().unwrap().into(),
+                    v["stream"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        let want = [
+            ("a\n", "stdout"),
+            ("err\n", "stderr"),
+            ("bc\n", "stdout"),
+            ("d", "stdout"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(logs, want);
+    }
+
+    #[test]
+    fn oom_kill_counter() {
+        // v1 memory.oom_control and v2 memory.events share the line format.
+        assert_eq!(
+            parse_oom_kill("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),
+            2
+        );
+        assert_eq!(
+            parse_oom_kill("low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n"),
+            1
+        );
+        assert_eq!(parse_oom_kill("oom_kill_disable 0\n"), 0);
+    }
+}
