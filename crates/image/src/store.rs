@@ -1,0 +1,863 @@
+//! The image store: SQLite metadata + content-addressed blobs + unpacked
+//! layers + overlay snapshots. See docs/image-store.md.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use berth_types::Mount;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Deserialize;
+
+use crate::changes::apply_changes;
+use crate::error::{Error, IoContext, Result};
+use crate::reference::parse_reference;
+use crate::unpack::{resolve_dir, sanitize, unpack, UnpackOptions};
+use crate::util::{
+    fsync_dir, maybe_gunzip, remove_all, sha256_hex, unique_suffix, write_atomic, HashingReader,
+    TempDir,
+};
+use crate::{ImageConfig, ImageRecord, ImportOptions, LoadedImage};
+
+const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS layers (
+    chain_id  TEXT PRIMARY KEY,          -- sha256:<hex>
+    diff_id   TEXT NOT NULL,
+    parent    TEXT,                      -- parent chain id, NULL for base
+    diff_size INTEGER NOT NULL,
+    created   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    id           TEXT PRIMARY KEY,       -- sha256:<hex of config>
+    created      TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    architecture TEXT NOT NULL,
+    os           TEXT NOT NULL,
+    config       TEXT NOT NULL,          -- ImageConfig JSON
+    diff_ids     TEXT NOT NULL,          -- JSON array, base first
+    top_layer    TEXT,                   -- chain id of the top layer
+    repo_digests TEXT NOT NULL DEFAULT '[]',
+    added        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tags (
+    name     TEXT PRIMARY KEY,           -- familiar repo:tag
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    tagged   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+CREATE TABLE IF NOT EXISTS snapshots (
+    key      TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL,
+    created  TEXT NOT NULL
+);
+";
+
+/// The local image store. `Send + Sync`; all methods are blocking.
+pub struct ImageStore {
+    root: PathBuf,
+    db: Mutex<Connection>,
+    /// Serializes load/import so layer directories have a single writer.
+    write_lock: Mutex<()>,
+}
+
+/// `config` file of an image (only what the store needs).
+#[derive(Debug, Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    architecture: Option<String>,
+    #[serde(default)]
+    os: Option<String>,
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    config: Option<ImageConfig>,
+    rootfs: Option<RootFs>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RootFs {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+/// One entry of a `docker save` manifest.json.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(default)]
+    layers: Vec<String>,
+}
+
+/// A layer placed on disk by the current operation, not yet in the db.
+struct NewLayer {
+    chain_id: String,
+    diff_id: String,
+    parent: Option<String>,
+    size: u64,
+    dir: PathBuf,
+}
+
+/// An image ready to be registered.
+struct Plan {
+    id: String,
+    created: String,
+    size: u64,
+    architecture: String,
+    os: String,
+    config: ImageConfig,
+    diff_ids: Vec<String>,
+    tags: Vec<String>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// OCI chain IDs: chain(0) = diff(0); chain(n) = sha256(chain(n-1) + " " + diff(n)).
+pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => format!("sha256:{}", sha256_hex(format!("{prev} {d}").as_bytes())),
+        };
+        out.push(next);
+    }
+    out
+}
+
+fn hex_of(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+fn valid_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+fn is_hex(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Docker's name for the host architecture.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+}
+
+fn validate_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && key.len() <= 128
+        && key != "."
+        && key != ".."
+        && !key.starts_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidReference(format!(
+            "invalid snapshot key {key:?}"
+        )))
+    }
+}
+
+impl ImageStore {
+    /// `root` = <data-root>/image. Creates directories and metadata.db, and
+    /// removes leftovers of interrupted loads.
+    pub fn open(root: &Path) -> Result<ImageStore> {
+        for d in ["", "blobs/sha256", "layers", "snapshots", "tmp"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
+        }
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+            .ctx(|| format!("chmod {}", root.display()))?;
+        let root = root
+            .canonicalize()
+            .ctx(|| format!("resolve {}", root.display()))?;
+        let conn = Connection::open(root.join("metadata.db"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if v > SCHEMA_VERSION {
+            return Err(Error::Internal(format!(
+                "metadata.db schema version {v} is newer than supported {SCHEMA_VERSION}"
+            )));
+        }
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let store = ImageStore {
+            root,
+            db: Mutex::new(conn),
+            write_lock: Mutex::new(()),
+        };
+        store.recover()?;
+        Ok(store)
+    }
+
+    /// Remove temp dirs and layer dirs no image row references (a crash
+    /// between placing layers and the registering transaction).
+    fn recover(&self) -> Result<()> {
+        let tmp = self.root.join("tmp");
+        for e in fs::read_dir(&tmp).ctx(|| format!("read {}", tmp.display()))? {
+            let e = e.ctx(|| "read tmp".into())?;
+            let _ = remove_all(&e.path());
+        }
+        let known: std::collections::HashSet<String> = {
+            let db = lock(&self.db);
+            let mut st = db.prepare("SELECT chain_id FROM layers")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.filter_map(|r| r.ok())
+                .map(|c| hex_of(&c).to_string())
+                .collect()
+        };
+        let layers = self.root.join("layers");
+        for e in fs::read_dir(&layers).ctx(|| format!("read {}", layers.display()))? {
+            let e = e.ctx(|| "read layers".into())?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !known.contains(&name) {
+                tracing::info!(layer = %name, "removing unregistered layer directory");
+                let _ = remove_all(&e.path());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn layer_dir(&self, chain_id: &str) -> PathBuf {
+        self.root.join("layers").join(hex_of(chain_id))
+    }
+
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        self.root.join("blobs/sha256").join(hex_of(digest))
+    }
+
+    /// Size of a registered layer whose directory exists.
+    fn existing_layer(&self, chain_id: &str) -> Result<Option<u64>> {
+        let size: Option<i64> = lock(&self.db)
+            .query_row(
+                "SELECT diff_size FROM layers WHERE chain_id = ?1",
+                [chain_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(size
+            .filter(|_| self.layer_dir(chain_id).join("diff").is_dir())
+            .map(|s| s as u64))
+    }
+
+    /// Unpack one layer stream (plain or gzip) into a temp dir under layers/.
+    /// Returns (diff id, content size, temp dir holding `diff/`).
+    fn extract_layer(&self, reader: &mut dyn Read) -> Result<(String, u64, TempDir)> {
+        let tmp = TempDir::new_in(&self.root.join("layers"), ".tmp-")?;
+        let diff = tmp.path().join("diff");
+        fs::create_dir(&diff).ctx(|| format!("mkdir {}", diff.display()))?;
+        fs::set_permissions(&diff, fs::Permissions::from_mode(0o755))
+            .ctx(|| format!("chmod {}", diff.display()))?;
+        let decoded =
+            maybe_gunzip(reader).map_err(|e| Error::archive(format!("invalid archive: {e}")))?;
+        let mut hr = HashingReader::new(decoded);
+        let size = unpack(&mut hr, &diff, UnpackOptions::LAYER)?;
+        let digest = hr
+            .finish()
+            .map_err(|e| Error::archive(format!("invalid tar archive: {e}")))?;
+        Ok((digest, size, tmp))
+    }
+
+    /// Move an extracted layer into layers/<chain>. Returns the final dir if
+    /// this call created it, None if it already existed (temp is dropped).
+    fn place_layer(&self, tmp: TempDir, chain_id: &str) -> Result<Option<PathBuf>> {
+        let target = self.layer_dir(chain_id);
+        if target.exists() {
+            return Ok(None);
+        }
+        // Flush file data before the layer becomes visible.
+        if let Ok(f) = fs::File::open(tmp.path()) {
+            let _ = nix::unistd::syncfs(f.as_raw_fd());
+        }
+        let src = tmp.keep();
+        if let Err(e) = fs::rename(&src, &target) {
+            let _ = remove_all(&src);
+            return Err(Error::io(
+                format!("rename layer into {}", target.display()),
+                e,
+            ));
+        }
+        fsync_dir(&self.root.join("layers")).ctx(|| "fsync layers".into())?;
+        Ok(Some(target))
+    }
+
+    /// Register layers and images in one transaction.
+    fn register(&self, layers: &[NewLayer], plans: &[Plan]) -> Result<()> {
+        let mut db = lock(&self.db);
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ts = now();
+        for l in layers {
+            tx.execute(
+                "INSERT OR REPLACE INTO layers (chain_id, diff_id, parent, diff_size, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![l.chain_id, l.diff_id, l.parent, l.size as i64, ts],
+            )?;
+        }
+        for p in plans {
+            let top = chain_ids(&p.diff_ids).last().cloned();
+            tx.execute(
+                "INSERT OR IGNORE INTO images
+                 (id, created, size, architecture, os, config, diff_ids, top_layer, added)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    p.id,
+                    p.created,
+                    p.size as i64,
+                    p.architecture,
+                    p.os,
+                    serde_json::to_string(&p.config).map_err(|e| Error::Internal(e.to_string()))?,
+                    serde_json::to_string(&p.diff_ids)
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                    top,
+                    ts
+                ],
+            )?;
+            for t in &p.tags {
+                tx.execute(
+                    "INSERT OR REPLACE INTO tags (name, image_id, tagged) VALUES (?1, ?2, ?3)",
+                    params![t, p.id, ts],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Open `rel` (a path from manifest.json) inside the extracted archive.
+    fn open_in_archive(work: &Path, rel: &str) -> Result<fs::File> {
+        let missing = || Error::archive(format!("invalid archive: {rel} not found in tarball"));
+        let comps = sanitize(Path::new(rel))?;
+        let (name, parent) = comps.split_last().ok_or_else(missing)?;
+        let dir = resolve_dir(work, parent, false, Path::new(rel)).map_err(|e| match e {
+            Error::InvalidArchive(_) => missing(),
+            e => e,
+        })?;
+        let p = dir.join(name);
+        let canon = p.canonicalize().map_err(|_| missing())?;
+        if !canon.starts_with(work) {
+            return Err(Error::UnsafeEntry {
+                path: rel.to_string(),
+                reason: "archive file is a symlink pointing outside the archive".into(),
+            });
+        }
+        if !canon.is_file() {
+            return Err(missing());
+        }
+        fs::File::open(&canon).ctx(|| format!("open {rel}"))
+    }
+
+    /// `docker load` (IMG-15): a `docker save` tarball, plain or gzip, legacy
+    /// or OCI layout (both carry manifest.json).
+    pub fn load(&self, tarball: &mut dyn Read) -> Result<Vec<LoadedImage>> {
+        let _w = lock(&self.write_lock);
+        let work = TempDir::new_in(&self.root.join("tmp"), "load-")?;
+        let mut r =
+            maybe_gunzip(tarball).map_err(|e| Error::archive(format!("invalid archive: {e}")))?;
+        unpack(&mut r, work.path(), UnpackOptions::PLAIN)?;
+        let work_path = work
+            .path()
+            .canonicalize()
+            .ctx(|| "resolve load dir".into())?;
+
+        let mut mf = Self::open_in_archive(&work_path, "manifest.json").map_err(|_| {
+            Error::archive("invalid archive: manifest.json not found (not a docker save tarball?)")
+        })?;
+        let mut mbytes = Vec::new();
+        mf.read_to_end(&mut mbytes)
+            .ctx(|| "read manifest.json".into())?;
+        let manifest: Vec<ManifestEntry> = serde_json::from_slice(&mbytes)
+            .map_err(|e| Error::archive(format!("invalid manifest.json: {e}")))?;
+        if manifest.is_empty() {
+            return Err(Error::archive("invalid manifest.json: no images"));
+        }
+
+        let mut new_layers: Vec<NewLayer> = Vec::new();
+        let res = self.load_entries(&work_path, &manifest, &mut new_layers);
+        let res = res.and_then(|(plans, loaded)| {
+            self.register(&new_layers, &plans)?;
+            Ok(loaded)
+        });
+        if res.is_err() {
+            for l in &new_layers {
+                let _ = remove_all(&l.dir);
+            }
+        }
+        let loaded = res?;
+        for l in &loaded {
+            tracing::info!(id = %l.id, tags = ?l.repo_tags, "loaded image");
+        }
+        Ok(loaded)
+    }
+
+    fn load_entries(
+        &self,
+        work: &Path,
+        manifest: &[ManifestEntry],
+        new_layers: &mut Vec<NewLayer>,
+    ) -> Result<(Vec<Plan>, Vec<LoadedImage>)> {
+        let mut plans = Vec::new();
+        let mut loaded = Vec::new();
+        let mut sizes: HashMap<String, u64> = HashMap::new();
+        for m in manifest {
+            let mut cfg_bytes = Vec::new();
+            Self::open_in_archive(work, &m.config)?
+                .read_to_end(&mut cfg_bytes)
+                .ctx(|| format!("read {}", m.config))?;
+            let id = format!("sha256:{}", sha256_hex(&cfg_bytes));
+            let cfg: ConfigFile = serde_json::from_slice(&cfg_bytes)
+                .map_err(|e| Error::archive(format!("invalid image config {}: {e}", m.config)))?;
+            let diff_ids = match cfg.rootfs {
+                Some(r) if r.kind == "layers" => r.diff_ids,
+                _ => {
+                    return Err(Error::archive(format!(
+                        "invalid image config {}: missing rootfs of type layers",
+                        m.config
+                    )))
+                }
+            };
+            if diff_ids.len() != m.layers.len() {
+                return Err(Error::archive(format!(
+                    "invalid manifest.json: {} lists {} layers but its config has {} diff ids",
+                    m.config,
+                    m.layers.len(),
+                    diff_ids.len()
+                )));
+            }
+            if let Some(bad) = diff_ids.iter().find(|d| !valid_digest(d)) {
+                return Err(Error::archive(format!("invalid diff id {bad:?}")));
+            }
+            let tags = m
+                .repo_tags
+                .iter()
+                .flatten()
+                .map(|t| {
+                    let r = parse_reference(t)?;
+                    if r.digest.is_some() {
+                        return Err(Error::archive(format!("invalid RepoTags entry {t:?}")));
+                    }
+                    Ok(r.familiar())
+                })
+                .collect::<Result<Vec<_>>>()?;
+
+            let chains = chain_ids(&diff_ids);
+            let mut size = 0u64;
+            for (i, layer_file) in m.layers.iter().enumerate() {
+                let chain = &chains[i];
+                if let Some(s) = sizes.get(chain) {
+                    size += s;
+                    continue;
+                }
+                let s = match self.existing_layer(chain)? {
+                    Some(s) => s,
+                    None => {
+                        let mut f = Self::open_in_archive(work, layer_file)?;
+                        let (digest, s, tmp) = self.extract_layer(&mut f)?;
+                        if digest != diff_ids[i] {
+                            return Err(Error::archive(format!(
+                                "invalid archive: layer {layer_file} has digest {digest}, \
+                                 config expects {}",
+                                diff_ids[i]
+                            )));
+                        }
+                        // A leftover dir without a db row (can't happen after
+                        // open's recovery) is replaced.
+                        let stale = self.layer_dir(chain);
+                        if stale.exists() {
+                            remove_all(&stale).ctx(|| format!("remove {}", stale.display()))?;
+                        }
+                        if let Some(dir) = self.place_layer(tmp, chain)? {
+                            new_layers.push(NewLayer {
+                                chain_id: chain.clone(),
+                                diff_id: diff_ids[i].clone(),
+                                parent: i.checked_sub(1).map(|p| chains[p].clone()),
+                                size: s,
+                                dir,
+                            });
+                        }
+                        s
+                    }
+                };
+                sizes.insert(chain.clone(), s);
+                size += s;
+            }
+            write_atomic(&self.blob_path(&id), &cfg_bytes)?;
+            plans.push(Plan {
+                id: id.clone(),
+                created: cfg.created.unwrap_or_default(),
+                size,
+                architecture: cfg.architecture.unwrap_or_default(),
+                os: cfg.os.unwrap_or_else(|| "linux".into()),
+                config: cfg.config.unwrap_or_default(),
+                diff_ids,
+                tags: tags.clone(),
+            });
+            loaded.push(LoadedImage {
+                id,
+                repo_tags: tags,
+            });
+        }
+        Ok((plans, loaded))
+    }
+
+    /// `docker import` (IMG-17): a rootfs tarball as a one-layer image.
+    pub fn import(
+        &self,
+        tarball: &mut dyn Read,
+        reference: Option<&str>,
+        opts: &ImportOptions,
+    ) -> Result<String> {
+        let tag = match reference {
+            None => None,
+            Some(r) => {
+                let p = parse_reference(r)?;
+                if p.digest.is_some() {
+                    return Err(Error::InvalidReference(
+                        "refusing to create a tag with a digest reference".into(),
+                    ));
+                }
+                Some(p.familiar())
+            }
+        };
+        let mut config = ImageConfig::default();
+        apply_changes(&mut config, &opts.changes)?;
+
+        let _w = lock(&self.write_lock);
+        let (diff_id, size, tmp) = self.extract_layer(tarball)?;
+        let created = now();
+        let comment = opts.message.clone().unwrap_or_default();
+        let history_comment = if comment.is_empty() {
+            "Imported from -".to_string()
+        } else {
+            comment.clone()
+        };
+        let cfg_json = serde_json::json!({
+            "architecture": host_arch(),
+            "comment": comment,
+            "config": config,
+            "created": created,
+            "history": [{"created": created, "comment": history_comment}],
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        });
+        let cfg_bytes =
+            serde_json::to_vec(&cfg_json).map_err(|e| Error::Internal(e.to_string()))?;
+        let id = format!("sha256:{}", sha256_hex(&cfg_bytes));
+
+        let chain = diff_id.clone();
+        let mut new_layers = Vec::new();
+        let size = match self.existing_layer(&chain)? {
+            Some(s) => s,
+            None => {
+                let stale = self.layer_dir(&chain);
+                if stale.exists() {
+                    remove_all(&stale).ctx(|| format!("remove {}", stale.display()))?;
+                }
+                if let Some(dir) = self.place_layer(tmp, &chain)? {
+                    new_layers.push(NewLayer {
+                        chain_id: chain.clone(),
+                        diff_id: diff_id.clone(),
+                        parent: None,
+                        size,
+                        dir,
+                    });
+                }
+                size
+            }
+        };
+        let plan = Plan {
+            id: id.clone(),
+            created,
+            size,
+            architecture: host_arch().into(),
+            os: "linux".into(),
+            config,
+            diff_ids: vec![diff_id],
+            tags: tag.into_iter().collect(),
+        };
+        let res = write_atomic(&self.blob_path(&id), &cfg_bytes)
+            .and_then(|_| self.register(&new_layers, std::slice::from_ref(&plan)));
+        if let Err(e) = res {
+            for l in &new_layers {
+                let _ = remove_all(&l.dir);
+            }
+            return Err(e);
+        }
+        tracing::info!(id = %id, tags = ?plan.tags, "imported image");
+        Ok(id)
+    }
+
+    /// All images, newest first.
+    pub fn list(&self) -> Result<Vec<ImageRecord>> {
+        let db = lock(&self.db);
+        let ids: Vec<String> = {
+            let mut st = db.prepare("SELECT id FROM images")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        let mut out = ids
+            .iter()
+            .map(|id| load_record(&db, id))
+            .collect::<Result<Vec<_>>>()?;
+        let ts = |r: &ImageRecord| {
+            chrono::DateTime::parse_from_rfc3339(&r.created)
+                .map(|d| d.timestamp_nanos_opt().unwrap_or(0))
+                .unwrap_or(0)
+        };
+        out.sort_by(|a, b| ts(b).cmp(&ts(a)).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// By "name", "name:tag", "name@digest", "sha256:<hex>" or a unique hex
+    /// id prefix. Tag lookup comes first.
+    pub fn resolve(&self, reference: &str) -> Result<ImageRecord> {
+        let db = lock(&self.db);
+        let id = resolve_id(&db, reference)?;
+        load_record(&db, &id)
+    }
+
+    /// `docker tag` (IMG-11). `image_id` may be any reference `resolve` takes.
+    pub fn tag(&self, image_id: &str, reference: &str) -> Result<()> {
+        let r = parse_reference(reference)?;
+        if r.digest.is_some() {
+            return Err(Error::InvalidReference(
+                "refusing to create a tag with a digest reference".into(),
+            ));
+        }
+        let name = r.familiar();
+        let db = lock(&self.db);
+        let id = resolve_id(&db, image_id)?;
+        db.execute(
+            "INSERT OR REPLACE INTO tags (name, image_id, tagged) VALUES (?1, ?2, ?3)",
+            params![name, id, now()],
+        )?;
+        tracing::info!(id = %id, tag = %name, "tagged image");
+        Ok(())
+    }
+
+    /// Raw image config JSON (for inspect / history / save).
+    pub fn config_blob(&self, reference: &str) -> Result<Vec<u8>> {
+        let id = resolve_id(&lock(&self.db), reference)?;
+        let p = self.blob_path(&id);
+        fs::read(&p).ctx(|| format!("read {}", p.display()))
+    }
+
+    /// Layer content directories (`layers/<chain>/diff`), base first
+    /// (GraphDriver data, STO-06).
+    pub fn layer_dirs(&self, reference: &str) -> Result<Vec<PathBuf>> {
+        let rec = self.resolve(reference)?;
+        Ok(chain_ids(&rec.rootfs_layers)
+            .iter()
+            .map(|c| self.layer_dir(c).join("diff"))
+            .collect())
+    }
+
+    /// Overlay snapshot for a container (STO-03, STO-05): creates
+    /// snapshots/<key>/{upper,work} and returns one overlay mount. Mounts
+    /// nothing. Idempotent for the same key.
+    pub fn prepare_snapshot(&self, key: &str, image_id: &str) -> Result<Vec<Mount>> {
+        validate_key(key)?;
+        let rec = self.resolve(image_id)?;
+        let snap = self.root.join("snapshots").join(key);
+        let mut lowers: Vec<PathBuf> = chain_ids(&rec.rootfs_layers)
+            .iter()
+            .rev()
+            .map(|c| self.layer_dir(c).join("diff"))
+            .collect();
+        for l in &lowers {
+            if !l.is_dir() {
+                return Err(Error::Internal(format!(
+                    "layer directory {} of image {} is missing",
+                    l.display(),
+                    rec.id
+                )));
+            }
+        }
+        for d in ["upper", "work"] {
+            let p = snap.join(d);
+            fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
+        }
+        if lowers.is_empty() {
+            // overlayfs needs a lower dir; an image without layers gets an empty one.
+            let empty = snap.join("empty");
+            fs::create_dir_all(&empty).ctx(|| format!("create {}", empty.display()))?;
+            lowers.push(empty);
+        }
+        let lowerdir = lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
+        let upper = snap.join("upper").display().to_string();
+        let work = snap.join("work").display().to_string();
+        if [&lowerdir, &upper, &work]
+            .iter()
+            .any(|s| s.contains(',') || upper.contains(':'))
+        {
+            return Err(Error::Internal(format!(
+                "image store root {} contains ',' or ':'; overlay options cannot express it",
+                self.root.display()
+            )));
+        }
+        let options = vec![
+            format!("lowerdir={lowerdir}"),
+            format!("upperdir={upper}"),
+            format!("workdir={work}"),
+        ];
+        if options.iter().map(|o| o.len() + 1).sum::<usize>() > 4000 {
+            return Err(Error::Internal(format!(
+                "image {} has too many layers ({}) for one overlay mount",
+                rec.id,
+                rec.rootfs_layers.len()
+            )));
+        }
+        lock(&self.db).execute(
+            "INSERT OR REPLACE INTO snapshots (key, image_id, created) VALUES (?1, ?2, ?3)",
+            params![key, rec.id, now()],
+        )?;
+        Ok(vec![Mount {
+            kind: "overlay".into(),
+            source: "overlay".into(),
+            options,
+        }])
+    }
+
+    /// Remove snapshots/<key> (must be unmounted). Missing is Ok.
+    pub fn remove_snapshot(&self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        let snap = self.root.join("snapshots").join(key);
+        // Rename first so a half-deleted snapshot is never reused.
+        let doomed = self
+            .root
+            .join("tmp")
+            .join(format!("snap-{key}-{}", unique_suffix()));
+        match fs::rename(&snap, &doomed) {
+            Ok(()) => remove_all(&doomed).ctx(|| format!("remove {}", doomed.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("remove {}", snap.display()), e)),
+        }
+        lock(&self.db).execute("DELETE FROM snapshots WHERE key = ?1", [key])?;
+        Ok(())
+    }
+}
+
+/// Resolve a reference to an image id; see `ImageStore::resolve`.
+fn resolve_id(db: &Connection, reference: &str) -> Result<String> {
+    let parsed = parse_reference(reference);
+    if let Ok(p) = &parsed {
+        if p.digest.is_none() || p.tag.is_some() {
+            let name = format!("{}:{}", p.name, p.tag.as_deref().unwrap_or("latest"));
+            let id: Option<String> = db
+                .query_row("SELECT image_id FROM tags WHERE name = ?1", [&name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(id) = id {
+                return Ok(id);
+            }
+        }
+        if let Some(d) = &p.digest {
+            let want = format!("\"{}@{}\"", p.name, d);
+            let mut st = db.prepare("SELECT id, repo_digests FROM images")?;
+            let rows =
+                st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            for row in rows {
+                let (id, digests) = row?;
+                if digests.contains(&want) {
+                    return Ok(id);
+                }
+            }
+        }
+    }
+    let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+    let id_like = !hex.is_empty() && hex.len() <= 64 && is_hex(hex);
+    if id_like {
+        let mut st = db.prepare("SELECT id FROM images WHERE substr(id, 8, ?1) = ?2 LIMIT 2")?;
+        let ids: Vec<String> = st
+            .query_map(params![hex.len() as i64, hex], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        match ids.len() {
+            0 => {}
+            1 => return Ok(ids.into_iter().next().unwrap()),
+            _ => return Err(Error::AmbiguousId(hex.to_string())),
+        }
+    }
+    match parsed {
+        Ok(p) if !id_like || reference.contains(':') => Err(Error::NoSuchImage(p.familiar())),
+        Ok(_) => Err(Error::NoSuchImage(reference.to_string())),
+        Err(_) if id_like => Err(Error::NoSuchImage(reference.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
+fn load_record(db: &Connection, id: &str) -> Result<ImageRecord> {
+    let row = db
+        .query_row(
+            "SELECT created, size, architecture, os, config, diff_ids, repo_digests
+             FROM images WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            },
+        )
+        .optional()?
+        .ok_or_else(|| Error::NoSuchImage(id.to_string()))?;
+    let (created, size, architecture, os, config, diff_ids, digests) = row;
+    let bad = |e: serde_json::Error| Error::Internal(format!("corrupt image row {id}: {e}"));
+    let mut st = db.prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY tagged, name")?;
+    let repo_tags = st
+        .query_map([id], |r| r.get(0))?
+        .collect::<std::result::Result<Vec<String>, _>>()?;
+    Ok(ImageRecord {
+        id: id.to_string(),
+        repo_tags,
+        repo_digests: serde_json::from_str(&digests).map_err(bad)?,
+        created,
+        size,
+        architecture,
+        os,
+        config: serde_json::from_str(&config).map_err(bad)?,
+        rootfs_layers: serde_json::from_str(&diff_ids).map_err(bad)?,
+    })
+}
