@@ -1,1 +1,6 @@
-//! berth-sys
+//! Thin, safe wrappers over the Linux facilities the daemon needs directly:
+//! atomic file writes, mounts and process checks.
+
+pub mod fs;
+pub mod mount;
+pub mod process;

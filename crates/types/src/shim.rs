@@ -95,7 +95,11 @@ pub enum Request {
     /// Stream output on this connection from now on: `Stdout`/`Stderr`
     /// frames, then a final `Exited` control frame. If `stdin`, the
     /// connection may send `Stdin`/`StdinClose` frames.
-    Attach { stdout: bool, stderr: bool, stdin: bool },
+    Attach {
+        stdout: bool,
+        stderr: bool,
+        stdin: bool,
+    },
     /// Reply `Exited` once the container has exited (at once if it has).
     Wait,
     /// Send a signal (`runtime kill`). Reply: `Ok`.
@@ -163,6 +167,9 @@ mod tests {
             r#"{"op":"exited","exit_code":137,"finished_at":"x","oom_killed":true}"#,
         )
         .unwrap();
-        assert!(matches!(r, Response::Exited(ExitStatus { exit_code: 137, .. })));
+        assert!(matches!(
+            r,
+            Response::Exited(ExitStatus { exit_code: 137, .. })
+        ));
     }
 }

@@ -1,0 +1,113 @@
+//! Image routes: list, load (IMG-20), import (IMG-22).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use berth_engine::Engine;
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::{ApiError, ApiVersion};
+
+fn body_reader(body: Body) -> Box<dyn std::io::Read + Send> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    Box::new(SyncIoBridge::new(StreamReader::new(stream)))
+}
+
+fn json_lines(lines: Vec<serde_json::Value>) -> Response {
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(&l.to_string());
+        out.push('\n');
+    }
+    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+pub async fn list(
+    State(engine): State<Arc<Engine>>,
+    Extension(v): Extension<ApiVersion>,
+) -> Result<Response, ApiError> {
+    Ok(Json(engine.list_images(!v.at_least(1, 44)).await?).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct LoadQuery {
+    quiet: Option<String>,
+}
+
+pub async fn load(
+    State(engine): State<Arc<Engine>>,
+    Query(_q): Query<LoadQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let loaded = engine.load_images(body_reader(body)).await?;
+    Ok(json_lines(
+        loaded
+            .into_iter()
+            .map(|l| json!({"stream": format!("{l}\n")}))
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CreateQuery {
+    from_image: Option<String>,
+    from_src: Option<String>,
+    repo: Option<String>,
+    tag: Option<String>,
+    message: Option<String>,
+    changes: Option<String>,
+}
+
+/// `POST /images/create`: `fromSrc=-` imports the body; `fromImage` (pull)
+/// comes with the registry work.
+pub async fn create(
+    State(engine): State<Arc<Engine>>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let raw = raw.unwrap_or_default();
+    let q: CreateQuery =
+        serde_urlencoded::from_str(&raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // `changes` may repeat.
+    let changes: Vec<String> = serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k == "changes")
+        .map(|(_, v)| v)
+        .collect();
+    let _ = q.changes;
+    match (q.from_src.as_deref(), q.from_image.as_deref()) {
+        (Some("-"), _) => {
+            let reference = match (
+                q.repo.filter(|r| !r.is_empty()),
+                q.tag.filter(|t| !t.is_empty()),
+            ) {
+                (Some(r), Some(t)) => Some(format!("{r}:{t}")),
+                (Some(r), None) => Some(r),
+                _ => None,
+            };
+            let id = engine
+                .import_image(body_reader(body), reference, q.message, changes)
+                .await?;
+            Ok(json_lines(vec![json!({"status": id})]))
+        }
+        (Some(src), _) => Err(ApiError::from_kind(
+            berth_types::ErrorKind::Unimplemented,
+            format!("importing from a URL ({src}) is not supported yet"),
+        )),
+        (None, Some(image)) => Err(ApiError::from_kind(
+            berth_types::ErrorKind::Unimplemented,
+            format!("pulling {image} from a registry is not supported yet"),
+        )),
+        (None, None) => Err(ApiError::bad_request("fromImage or fromSrc is required")),
+    }
+}
