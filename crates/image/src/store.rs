@@ -485,7 +485,12 @@ impl ImageStore {
                     Some(s) => s,
                     None => {
                         let mut f = Self::open_in_archive(work, layer_file)?;
-                        let (digest, s, tmp) = self.extract_layer(&mut f)?;
+                        let (digest, s, tmp) = self.extract_layer(&mut f).map_err(|e| match e {
+                            Error::InvalidArchive(m) => {
+                                Error::archive(format!("layer {layer_file}: {m}"))
+                            }
+                            e => e,
+                        })?;
                         if digest != diff_ids[i] {
                             return Err(Error::archive(format!(
                                 "invalid archive: layer {layer_file} has digest {digest}, \

@@ -10,7 +10,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -138,7 +138,14 @@ pub(crate) fn unpack(reader: &mut dyn Read, dest: &Path, opts: UnpackOptions) ->
     let mut archive = tar::Archive::new(reader);
     let mut size = 0u64;
     let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
-    let bad = |e: io::Error| Error::archive(format!("invalid tar archive: {e}"));
+    let bad = |e: io::Error| {
+        let msg = e.to_string();
+        if msg.contains("cksum") || msg.contains("checksum") {
+            Error::archive("invalid tar archive: bad header (not a tar file?)")
+        } else {
+            Error::archive(format!("invalid tar archive: {msg}"))
+        }
+    };
 
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
@@ -208,7 +215,19 @@ pub(crate) fn unpack(reader: &mut dyn Read, dest: &Path, opts: UnpackOptions) ->
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&target)
                     .ctx(|| format!("create {}", target.display()))?;
-                size += io::copy(&mut entry, &mut f).map_err(bad)?;
+                // Read errors are archive errors; write errors (ENOSPC) are ours.
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match entry.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(bad(e)),
+                    };
+                    f.write_all(&buf[..n])
+                        .ctx(|| format!("write {}", target.display()))?;
+                    size += n as u64;
+                }
             }
             EntryType::Symlink => {
                 let link = entry.link_name().map_err(bad)?.ok_or_else(|| {

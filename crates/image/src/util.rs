@@ -83,7 +83,7 @@ pub(crate) fn maybe_gunzip<'a, R: Read + 'a>(r: R) -> io::Result<Box<dyn Read + 
     let mut br = BufReader::with_capacity(256 * 1024, r);
     let head = br.fill_buf()?;
     if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(br)))
+        Ok(Box::new(GzipErrors(flate2::read::MultiGzDecoder::new(br))))
     } else if head.len() >= 4 && head[..4] == [0x28, 0xb5, 0x2f, 0xfd] {
         Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -91,6 +91,17 @@ pub(crate) fn maybe_gunzip<'a, R: Read + 'a>(r: R) -> io::Result<Box<dyn Read + 
         ))
     } else {
         Ok(Box::new(br))
+    }
+}
+
+/// Prefix decoder errors with "gzip: " so users see which layer failed.
+struct GzipErrors<R>(R);
+
+impl<R: Read> Read for GzipErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("gzip: {e}")))
     }
 }
 
