@@ -441,3 +441,77 @@ fn open_recovers_from_interrupted_load() {
     assert_eq!(s.list().unwrap().len(), 1);
     assert!(s.prepare_snapshot("c", "ok:1").is_ok());
 }
+
+// IMG-15: the OCI layout newer Docker writes (manifest.json pointing into
+// blobs/sha256, gzip layer blob), and the legacy layout's symlinked
+// duplicate layer.tar.
+#[test]
+fn load_oci_layout_and_symlinked_layers() {
+    require_root!();
+    let (_d, s) = store();
+    let l1 = layer(&[E::File("one", b"1", 0o644)]);
+    let l2 = layer(&[E::File("two", b"2", 0o644)]);
+    let i = img(&["oci/img:v2"], vec![l1.clone(), l2.clone()]);
+    let cfg = config_for(&i);
+    let cfg_hex = sha256_hex(&cfg);
+    let l2gz = gzip(&l2);
+    let mut b = tar::Builder::new(Vec::new());
+    let add = |b: &mut tar::Builder<Vec<u8>>, p: &str, d: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, p, d).unwrap();
+    };
+    add(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add(&mut b, "index.json", b"{}");
+    add(&mut b, &format!("blobs/sha256/{cfg_hex}"), &cfg);
+    add(&mut b, &format!("blobs/sha256/{}", sha256_hex(&l1)), &l1);
+    add(
+        &mut b,
+        &format!("blobs/sha256/{}", sha256_hex(&l2gz)),
+        &l2gz,
+    );
+    let manifest = serde_json::json!([{
+        "Config": format!("blobs/sha256/{cfg_hex}"),
+        "RepoTags": ["oci/img:v2"],
+        "Layers": [format!("blobs/sha256/{}", sha256_hex(&l1)),
+                   format!("blobs/sha256/{}", sha256_hex(&l2gz))],
+    }]);
+    add(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    let tar = b.into_inner().unwrap();
+    let loaded = s.load(&mut &tar[..]).unwrap();
+    assert_eq!(loaded[0].id, format!("sha256:{cfg_hex}"));
+    let dirs = s.layer_dirs("oci/img:v2").unwrap();
+    assert!(dirs[0].join("one").exists() && dirs[1].join("two").exists());
+
+    // Legacy: second image's layer.tar is a symlink to the first's.
+    let base = layer(&[E::File("base", b"b", 0o644)]);
+    let i = img(&["dup:1"], vec![base.clone()]);
+    let cfg = config_for(&i);
+    let cfg_hex = sha256_hex(&cfg);
+    let mut b = tar::Builder::new(Vec::new());
+    add(&mut b, &format!("{cfg_hex}.json"), &cfg);
+    add(&mut b, "real/layer.tar", &base);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    b.append_link(&mut h, "dup/layer.tar", "../real/layer.tar")
+        .unwrap();
+    let manifest = serde_json::json!([{
+        "Config": format!("{cfg_hex}.json"), "RepoTags": ["dup:1"], "Layers": ["dup/layer.tar"],
+    }]);
+    add(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    let tar = b.into_inner().unwrap();
+    s.load(&mut &tar[..]).unwrap();
+    assert!(s.layer_dirs("dup:1").unwrap()[0].join("base").exists());
+}
