@@ -673,6 +673,88 @@ impl ImageStore {
         Ok(())
     }
 
+    /// Remove one tag (IMG-12 "Untagged: ..."). Returns the image id it
+    /// pointed to; the image itself stays (possibly dangling).
+    pub fn untag(&self, reference: &str) -> Result<String> {
+        let r = parse_reference(reference)?;
+        let name = format!("{}:{}", r.name, r.tag.as_deref().unwrap_or("latest"));
+        let db = lock(&self.db);
+        let id: Option<String> = db
+            .query_row("SELECT image_id FROM tags WHERE name = ?1", [&name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let id = id.ok_or_else(|| Error::NoSuchImage(name.clone()))?;
+        db.execute("DELETE FROM tags WHERE name = ?1", [&name])?;
+        tracing::info!(id = %id, tag = %name, "untagged image");
+        Ok(id)
+    }
+
+    /// Delete an image with all its tags (IMG-12 "Deleted: ..."), then its
+    /// layers no other image uses. `Conflict` while a snapshot uses it.
+    pub fn delete(&self, reference: &str) -> Result<()> {
+        // No load/import may reuse a layer while we drop it.
+        let _w = lock(&self.write_lock);
+        let doomed: Vec<String> = {
+            let mut db = lock(&self.db);
+            let id = resolve_id(&db, reference)?;
+            let user: Option<String> = db
+                .query_row(
+                    "SELECT key FROM snapshots WHERE image_id = ?1 LIMIT 1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(key) = user {
+                return Err(Error::InUse(format!(
+                    "conflict: unable to delete {} (must be forced) - image is being used by container {}",
+                    &hex_of(&id)[..12],
+                    key
+                )));
+            }
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM tags WHERE image_id = ?1", [&id])?;
+            tx.execute("DELETE FROM images WHERE id = ?1", [&id])?;
+            // Layers still referenced by some image's chain.
+            let mut used = std::collections::HashSet::new();
+            {
+                let mut st = tx.prepare("SELECT diff_ids FROM images")?;
+                let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+                for row in rows {
+                    let diffs: Vec<String> = serde_json::from_str(&row?)
+                        .map_err(|e| Error::Internal(format!("corrupt image row: {e}")))?;
+                    used.extend(chain_ids(&diffs));
+                }
+            }
+            let all: Vec<String> = {
+                let mut st = tx.prepare("SELECT chain_id FROM layers")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                rows.collect::<std::result::Result<_, _>>()?
+            };
+            let doomed: Vec<String> = all.into_iter().filter(|c| !used.contains(c)).collect();
+            for c in &doomed {
+                tx.execute("DELETE FROM layers WHERE chain_id = ?1", [c])?;
+            }
+            tx.commit()?;
+            let _ = fs::remove_file(self.blob_path(&id));
+            tracing::info!(id = %id, layers = doomed.len(), "deleted image");
+            doomed
+        };
+        // Directories go after the commit; a crash here leaves unregistered
+        // dirs that `open` removes.
+        for c in doomed {
+            let dir = self.layer_dir(&c);
+            let trash = self
+                .root
+                .join("tmp")
+                .join(format!("layer-{}", unique_suffix()));
+            if fs::rename(&dir, &trash).is_ok() {
+                remove_all(&trash).ctx(|| format!("remove {}", trash.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Raw image config JSON (for inspect / history / save).
     pub fn config_blob(&self, reference: &str) -> Result<Vec<u8>> {
         let id = resolve_id(&lock(&self.db), reference)?;

@@ -515,3 +515,38 @@ fn load_oci_layout_and_symlinked_layers() {
     s.load(&mut &tar[..]).unwrap();
     assert!(s.layer_dirs("dup:1").unwrap()[0].join("base").exists());
 }
+
+// IMG-12: untag then delete; shared layers survive, in-use images conflict.
+#[test]
+fn untag_and_delete() {
+    require_root!();
+    let (dir, s) = store();
+    let base = layer(&[E::File("base", b"b", 0o644)]);
+    let top = layer(&[E::File("top", b"t", 0o644)]);
+    let (tar, ids) = save_archive(&[
+        img(&["base:1", "base:2"], vec![base.clone()]),
+        img(&["child:1"], vec![base, top]),
+    ]);
+    s.load(&mut &tar[..]).unwrap();
+    assert_eq!(ls(&dir.path().join("image/layers")).len(), 2);
+    assert_eq!(s.untag("base:2").unwrap(), ids[0]);
+    assert_eq!(s.untag("base:2").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(s.resolve(&ids[0]).unwrap().repo_tags, vec!["base:1"]);
+
+    s.prepare_snapshot("c1", "child:1").unwrap();
+    let e = s.delete("child:1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    s.remove_snapshot("c1").unwrap();
+    s.delete("child:1").unwrap();
+    assert_eq!(
+        s.resolve("child:1").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // The base layer is still used by base:1.
+    assert_eq!(ls(&dir.path().join("image/layers")).len(), 1);
+    assert!(s.layer_dirs("base:1").unwrap()[0].join("base").exists());
+    s.delete(&ids[0][7..19]).unwrap();
+    assert!(ls(&dir.path().join("image/layers")).is_empty());
+    assert!(s.list().unwrap().is_empty());
+    assert_eq!(s.delete("base:1").unwrap_err().kind(), ErrorKind::NotFound);
+}
