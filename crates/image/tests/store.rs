@@ -550,3 +550,98 @@ fn untag_and_delete() {
     assert!(s.list().unwrap().is_empty());
     assert_eq!(s.delete("base:1").unwrap_err().kind(), ErrorKind::NotFound);
 }
+
+/// Slow reader so a child process can be killed in the middle of a load.
+struct Throttled<'a>(&'a [u8]);
+
+impl std::io::Read for Throttled<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.0.len()).min(32 * 1024);
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        Ok(n)
+    }
+}
+
+fn big_archive() -> Vec<u8> {
+    let layers: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| {
+            let data = vec![i; 256 << 10];
+            let names: Vec<String> = (0..4).map(|k| format!("f{i}-{k}")).collect();
+            let entries: Vec<E> = names.iter().map(|n| E::File(n, &data, 0o644)).collect();
+            layer(&entries)
+        })
+        .collect();
+    save_archive(&[
+        img(&["big:1"], layers[..2].to_vec()),
+        img(&["big:2"], layers.clone()),
+    ])
+    .0
+}
+
+/// Child half of `kill9_during_load` (no-op unless re-executed by it).
+#[test]
+fn kill9_child() {
+    let Ok(root) = std::env::var("BERTH_IMAGE_KILL9_ROOT") else {
+        return;
+    };
+    let s = ImageStore::open(std::path::Path::new(&root)).unwrap();
+    let tar = big_archive();
+    s.load(&mut Throttled(&tar)).unwrap();
+}
+
+// IMG-15 crash safety: kill -9 at several points of a load; after reopen
+// every listed image has all its layers and nothing is half-registered.
+#[test]
+fn kill9_during_load() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("image");
+    let exe = std::env::current_exe().unwrap();
+    // The last round (None) runs to completion.
+    for delay_ms in [
+        Some(30u64),
+        Some(150),
+        Some(400),
+        Some(800),
+        Some(1500),
+        None,
+    ] {
+        let mut child = std::process::Command::new(&exe)
+            .args(["--exact", "kill9_child", "--test-threads=1"])
+            .env("BERTH_IMAGE_KILL9_ROOT", &root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        if let Some(ms) = delay_ms {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            let _ = child.kill(); // SIGKILL
+        }
+        let status = child.wait().unwrap();
+        let s = ImageStore::open(&root).unwrap();
+        let images = s.list().unwrap();
+        let mut used = std::collections::HashSet::new();
+        for im in &images {
+            for d in s.layer_dirs(&im.id).unwrap() {
+                assert!(d.is_dir(), "image {} lacks {}", im.id, d.display());
+                used.insert(d.parent().unwrap().to_path_buf());
+            }
+        }
+        let on_disk = ls(&root.join("layers"));
+        assert_eq!(
+            on_disk.len(),
+            used.len(),
+            "stray layer dirs (kill after {delay_ms:?} ms)"
+        );
+        assert!(ls(&root.join("tmp")).is_empty());
+        eprintln!("kill after {delay_ms:?} ms: {} images", images.len());
+        if delay_ms.is_none() {
+            assert!(status.success());
+            assert_eq!(images.len(), 2);
+        }
+        drop(s);
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
