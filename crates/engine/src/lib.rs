@@ -865,8 +865,14 @@ impl Engine {
         })?
     }
 
-    /// `POST /containers/{id}/wait`.
-    pub async fn wait(&self, key: &str, cond: WaitCondition) -> Result<WaitResponse> {
+    /// `POST /containers/{id}/wait`: registers the waiter now (so an exit
+    /// right after this call is not missed) and returns a future that
+    /// resolves when the condition is met.
+    pub fn waiter(
+        &self,
+        key: &str,
+        cond: WaitCondition,
+    ) -> Result<impl std::future::Future<Output = WaitResponse> + Send + 'static> {
         let id = self.resolve_id(key)?;
         let (mut rx, status, exit_code) = self.with_entry(&id, |e| {
             (
@@ -876,42 +882,44 @@ impl Engine {
             )
         })?;
         let start_exits = rx.borrow().exits;
-        if cond == WaitCondition::NotRunning
+        let already = cond == WaitCondition::NotRunning
             && !matches!(
                 status,
                 Status::Running | Status::Paused | Status::Restarting
-            )
-        {
-            return Ok(WaitResponse {
-                status_code: exit_code as i64,
-                error: None,
-            });
-        }
-        loop {
-            let done = {
-                let ev = rx.borrow_and_update();
-                match cond {
-                    WaitCondition::Removed => ev.removed,
-                    _ => ev.exits > start_exits,
-                }
-            };
-            if done {
-                let ev = rx.borrow().clone();
-                return Ok(WaitResponse {
-                    status_code: ev.exit_code as i64,
+            );
+        Ok(async move {
+            if already {
+                return WaitResponse {
+                    status_code: exit_code as i64,
                     error: None,
-                });
+                };
             }
-            if rx.changed().await.is_err() {
-                let ev = rx.borrow().clone();
-                return Ok(WaitResponse {
-                    status_code: ev.exit_code as i64,
-                    error: (!ev.removed).then(|| WaitError {
-                        message: "container removed".into(),
-                    }),
-                });
+            loop {
+                let done = {
+                    let ev = rx.borrow_and_update();
+                    match cond {
+                        WaitCondition::Removed => ev.removed,
+                        _ => ev.exits > start_exits,
+                    }
+                };
+                if done {
+                    let ev = rx.borrow().clone();
+                    return WaitResponse {
+                        status_code: ev.exit_code as i64,
+                        error: None,
+                    };
+                }
+                if rx.changed().await.is_err() {
+                    let ev = rx.borrow().clone();
+                    return WaitResponse {
+                        status_code: ev.exit_code as i64,
+                        error: (!ev.removed && cond != WaitCondition::Removed).then(|| WaitError {
+                            message: "container removed".into(),
+                        }),
+                    };
+                }
             }
-        }
+        })
     }
 
     /// `POST /containers/{id}/kill`.

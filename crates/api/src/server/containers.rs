@@ -118,16 +118,9 @@ pub async fn wait(
     Query(q): Q,
 ) -> Result<Response, ApiError> {
     let cond = WaitCondition::parse(q.get("condition").map(String::as_str).unwrap_or(""))?;
-    let id = engine.resolve_id(&id)?;
+    let waiter = engine.waiter(&id, cond)?;
     let body = futures_util::stream::once(async move {
-        let resp = match engine.wait(&id, cond).await {
-            Ok(r) => serde_json::to_vec(&r).unwrap_or_default(),
-            Err(e) => serde_json::to_vec(
-                &serde_json::json!({"StatusCode": -1, "Error": {"Message": e.to_string()}}),
-            )
-            .unwrap_or_default(),
-        };
-        let mut resp = resp;
+        let mut resp = serde_json::to_vec(&waiter.await).unwrap_or_default();
         resp.push(b'\n');
         Ok::<_, std::io::Error>(Bytes::from(resp))
     });

@@ -1,0 +1,209 @@
+//! `berth`: Docker's commands, flags, output and exit codes.
+
+mod containers;
+mod images;
+mod run;
+mod system;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_api::client::{Client, ClientError, Host, DEFAULT_SOCKET};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "A self-sufficient runtime for containers"
+)]
+pub struct Cli {
+    /// Daemon socket to connect to
+    #[arg(short = 'H', long = "host", env = "BERTH_HOST", global = true)]
+    pub host: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// List containers
+    Ps(containers::PsArgs),
+    /// Remove one or more containers
+    Rm(containers::RmArgs),
+    /// Fetch the logs of a container
+    Logs(containers::LogsArgs),
+    /// Stop one or more running containers
+    Stop(containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(containers::KillArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(images::LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(images::ImportArgs),
+    /// Show the berth version information
+    Version,
+    /// Display system-wide information
+    Info,
+}
+
+/// A CLI failure: message for stderr and the exit code.
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        let message = match &e {
+            ClientError::Api { message, .. } => format!("Error response from daemon: {message}"),
+            other => other.to_string(),
+        };
+        Failure { code: 1, message }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+pub type CliResult = Result<i32, Failure>;
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return 1;
+        }
+    };
+    let result = rt.block_on(async {
+        let client = connect(cli.host.as_deref()).await?;
+        dispatch(&client, cli.command).await
+    });
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("{}", f.message);
+            }
+            f.code
+        }
+    }
+}
+
+async fn dispatch(client: &Client, cmd: Command) -> CliResult {
+    match cmd {
+        Command::Run(a) => run::run(client, a).await,
+        Command::Ps(a) => containers::ps(client, a).await,
+        Command::Rm(a) => containers::rm(client, a).await,
+        Command::Logs(a) => containers::logs(client, a).await,
+        Command::Stop(a) => containers::stop(client, a).await,
+        Command::Kill(a) => containers::kill(client, a).await,
+        Command::Images(a) => images::images(client, a).await,
+        Command::Load(a) => images::load(client, a).await,
+        Command::Import(a) => images::import(client, a).await,
+        Command::Version => system::version(client).await,
+        Command::Info => system::info(client).await,
+    }
+}
+
+/// The client for `-H`/`BERTH_HOST`, starting a local daemon when none
+/// listens on the default socket and we are root.
+async fn connect(host: Option<&str>) -> Result<Client, Failure> {
+    let explicit = host.is_some();
+    let host =
+        Host::parse(host.unwrap_or(&format!("unix://{DEFAULT_SOCKET}"))).map_err(|e| Failure {
+            code: 1,
+            message: e.to_string(),
+        })?;
+    let client = Client::new(host.clone());
+    if client
+        .get_json::<serde_json::Value>("/version")
+        .await
+        .is_ok()
+    {
+        return Ok(client);
+    }
+    let is_root = nix_is_root();
+    if explicit || !is_root {
+        return Ok(client); // the command reports the connection error
+    }
+    start_daemon()?;
+    for _ in 0..200 {
+        if client
+            .get_json::<serde_json::Value>("/version")
+            .await
+            .is_ok()
+        {
+            return Ok(client);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err(Failure {
+        code: 1,
+        message: "berthd did not come up; see /run/berth/berthd.log".into(),
+    })
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn start_daemon() -> Result<(), Failure> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    let berthd = exe
+        .parent()
+        .map(|d| d.join("berthd"))
+        .unwrap_or_else(|| PathBuf::from("berthd"));
+    std::fs::create_dir_all("/run/berth")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/run/berth/berthd.log")?;
+    std::process::Command::new(&berthd)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("start {}: {e}", berthd.display()),
+        })?;
+    Ok(())
+}
+
+/// Percent-encode a query value.
+pub fn q(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,249 @@
+//! `berthd`: dockerd's flags and daemon.json keys (DMN-xx), the engine and
+//! the API server on every `-H` address.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use serde::Deserialize;
+use tracing::{info, warn};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berthd",
+    version,
+    about = "A self-sufficient runtime for containers (berth daemon)"
+)]
+pub struct DaemonArgs {
+    /// Daemon socket(s) to connect to
+    #[arg(short = 'H', long = "host")]
+    pub hosts: Vec<String>,
+    /// Root directory of persistent state
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// Root directory for execution state files
+    #[arg(long)]
+    pub exec_root: Option<PathBuf>,
+    /// Specify network bridge IP
+    #[arg(long)]
+    pub bip: Option<String>,
+    /// Daemon configuration file
+    #[arg(long, default_value = "/etc/berth/daemon.json")]
+    pub config_file: PathBuf,
+    /// Default OCI runtime for containers
+    #[arg(long)]
+    pub default_runtime: Option<String>,
+    /// Register an additional OCI runtime (name=path)
+    #[arg(long = "add-runtime")]
+    pub add_runtime: Vec<String>,
+    /// Path to use for daemon PID file
+    #[arg(short = 'p', long)]
+    pub pidfile: Option<PathBuf>,
+    /// Enable debug mode
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+    /// Set the logging level
+    #[arg(short = 'l', long)]
+    pub log_level: Option<String>,
+}
+
+/// daemon.json, Docker's key names.
+#[derive(Deserialize, Default, Debug)]
+#[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
+struct FileConfig {
+    hosts: Vec<String>,
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
+    bip: Option<String>,
+    default_runtime: Option<String>,
+    runtimes: HashMap<String, RuntimeEntry>,
+    pidfile: Option<PathBuf>,
+    debug: Option<bool>,
+    log_level: Option<String>,
+    live_restore: Option<bool>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(default)]
+struct RuntimeEntry {
+    path: PathBuf,
+}
+
+pub fn main() -> i32 {
+    let args = DaemonArgs::parse();
+    match run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berthd: {e:#}");
+            1
+        }
+    }
+}
+
+fn sibling_binary(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn run(args: DaemonArgs) -> Result<()> {
+    let file: FileConfig = match std::fs::read(&args.config_file) {
+        Ok(data) => serde_json::from_slice(&data).with_context(|| {
+            format!(
+                "unable to configure the daemon with file {}",
+                args.config_file.display()
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileConfig::default(),
+        Err(e) => return Err(e).context(format!("read {}", args.config_file.display())),
+    };
+    let level = args
+        .log_level
+        .clone()
+        .or(file.log_level.clone())
+        .unwrap_or_else(|| {
+            if args.debug || file.debug == Some(true) {
+                "debug".into()
+            } else {
+                "info".into()
+            }
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| level.as_str().into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let data_root = args
+        .data_root
+        .or(file.data_root)
+        .unwrap_or_else(|| "/var/lib/berth".into());
+    let exec_root = args
+        .exec_root
+        .or(file.exec_root)
+        .unwrap_or_else(|| "/run/berth".into());
+    let mut hosts = if args.hosts.is_empty() {
+        file.hosts
+    } else {
+        args.hosts
+    };
+    if hosts.is_empty() {
+        hosts.push(format!("unix://{}", exec_root.join("berth.sock").display()));
+    }
+    let mut runtimes: HashMap<String, PathBuf> = HashMap::new();
+    runtimes.insert("berth-runtime".into(), sibling_binary("berth-runtime"));
+    runtimes.insert("runc".into(), PathBuf::from("runc"));
+    for (name, r) in file.runtimes {
+        runtimes.insert(name, r.path);
+    }
+    for spec in &args.add_runtime {
+        let (name, path) = spec
+            .split_once('=')
+            .context("--add-runtime expects name=path")?;
+        runtimes.insert(name.into(), path.into());
+    }
+    let rt_name = args
+        .default_runtime
+        .or(file.default_runtime)
+        .unwrap_or_else(|| "berth-runtime".into());
+    let runtime = runtimes
+        .get(&rt_name)
+        .cloned()
+        .with_context(|| format!("default runtime {rt_name} is not registered"))?;
+    let cfg = berth_engine::Config {
+        data_root,
+        exec_root: exec_root.clone(),
+        shim_binary: sibling_binary("berth-runtime"),
+        runtime,
+        bip: args.bip.or(file.bip),
+    };
+    let pidfile = args
+        .pidfile
+        .or(file.pidfile)
+        .unwrap_or_else(|| exec_root.join("berthd.pid"));
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(cfg, hosts, pidfile))
+}
+
+async fn serve(cfg: berth_engine::Config, hosts: Vec<String>, pidfile: PathBuf) -> Result<()> {
+    std::fs::create_dir_all(&cfg.exec_root)?;
+    std::fs::create_dir_all(&cfg.data_root)?;
+    std::fs::set_permissions(&cfg.data_root, std::fs::Permissions::from_mode(0o710))?;
+    let _pid_lock = write_pidfile(&pidfile)?;
+    let engine = berth_engine::Engine::new(cfg)
+        .await
+        .context("start engine")?;
+    let app = berth_api::server::router(engine);
+    let mut tasks = tokio::task::JoinSet::new();
+    for h in &hosts {
+        if let Some(path) = h.strip_prefix("unix://") {
+            let path = Path::new(path);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).context(format!("remove stale socket {}", path.display())),
+            }
+            let l =
+                tokio::net::UnixListener::bind(path).with_context(|| format!("listen on {h}"))?;
+            // ARCH-05 / security: the API socket is root-only.
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+            info!("API listen on {}", path.display());
+            let app = app.clone();
+            tasks.spawn(async move { berth_api::server::serve_unix(l, app).await });
+        } else if let Some(addr) = h.strip_prefix("tcp://") {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {h}"))?;
+            warn!("API listen on {addr} without TLS: anyone who can reach it controls the host");
+            let app = app.clone();
+            tasks.spawn(async move { berth_api::server::serve_tcp(l, app).await });
+        } else {
+            bail!("invalid host address {h}: use unix:///path or tcp://addr:port");
+        }
+    }
+    info!("daemon has completed initialization");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tasks.join_next() => {
+            if let Some(Ok(Err(e))) = r { return Err(e.into()); }
+        }
+        _ = tokio::signal::ctrl_c() => info!("interrupted; containers keep running"),
+        _ = term.recv() => info!("terminated; containers keep running"),
+    }
+    let _ = std::fs::remove_file(&pidfile);
+    Ok(())
+}
+
+/// Refuse to start twice on one exec-root: the pid file stays locked for
+/// the daemon's lifetime (the kernel drops the lock when it dies, even by
+/// SIGKILL).
+fn write_pidfile(path: &Path) -> Result<std::fs::File> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("open pid file {}", path.display()))?;
+    if let Err(e) = f.try_lock() {
+        bail!(
+            "pid file found, ensure berthd is not running or delete {} ({e})",
+            path.display()
+        );
+    }
+    f.set_len(0)?;
+    writeln!(f, "{}", std::process::id())?;
+    Ok(f)
+}

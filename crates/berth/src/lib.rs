@@ -1,0 +1,5 @@
+//! The `berth` CLI and the `berthd` daemon entry point.
+
+pub mod cli;
+pub mod daemon;
+pub mod format;
