@@ -646,6 +646,10 @@ impl Engine {
         })??;
         let result = self.start_inner(&rec).await;
         let _ = self.with_entry(&id, |e| e.busy = false);
+        if result.is_err() && rec.host_config.auto_remove {
+            let _ = self.remove(&id, true).await;
+            return result;
+        }
         if let Err(e) = &result {
             let msg = e.to_string();
             let code = if msg.contains("executable file not found")
@@ -700,12 +704,7 @@ impl Engine {
                 let _ = berth_sys::mount::unmount_all(&bundle.join("rootfs"));
                 let _ = std::fs::remove_dir_all(&bundle);
                 return Err(match e {
-                    Error::Internal(m)
-                        if m.contains("executable file not found")
-                            || m.contains("no such file") =>
-                    {
-                        Error::InvalidArgument(m)
-                    }
+                    Error::Internal(m) => runtime_create_error(&m, &rec.path),
                     other => other,
                 });
             }
@@ -1199,6 +1198,30 @@ impl Engine {
         let (entries, offset) = logs::read(&r.log_path, offset, opts)?;
         Ok((entries, offset, r.is_running()))
     }
+}
+
+/// Docker's wording for a failed `create`, so clients map it to exit codes
+/// (127: command not found, 126: cannot be run).
+fn runtime_create_error(message: &str, command: &str) -> Error {
+    let not_found = message.contains("not found in $PATH")
+        || message.contains("executable file not found")
+        || message.contains("no such file or directory");
+    if not_found {
+        let what = if command.contains('/') {
+            format!("stat {command}: no such file or directory")
+        } else {
+            "executable file not found in $PATH".to_string()
+        };
+        return Error::InvalidArgument(format!(
+            "failed to create task for container: OCI runtime create failed: unable to start container process: exec: \"{command}\": {what}: unknown"
+        ));
+    }
+    if message.contains("permission denied") {
+        return Error::InvalidArgument(format!(
+            "failed to create task for container: OCI runtime create failed: unable to start container process: exec: \"{command}\": permission denied: unknown"
+        ));
+    }
+    Error::Internal(message.to_string())
 }
 
 fn nofile_hard_limit() -> u64 {

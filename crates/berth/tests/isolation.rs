@@ -1,0 +1,175 @@
+//! End-to-end: what a process sees inside a container, limits, and that
+//! the same holds with runc as the runtime (ISO-01..ISO-08, RES-01..).
+
+mod common;
+
+use common::*;
+
+/// Checks shared by the berth-runtime and runc daemons.
+fn assert_isolated(d: &Daemon) {
+    let o = d.berth(&["run", "-d", IMAGE, "sleep", "60"]);
+    let id = stdout(&o).trim().to_string();
+    assert_eq!(id.len(), 64, "{}\n{}", stderr(&o), d.log());
+    let probe = d.berth(&[
+        "run", "--rm", "--name", "probe", IMAGE, "sh", "-c",
+        "echo pid=$$; hostname; ls /sys/class/net; grep CapEff /proc/self/status; \
+         head -c 1 /proc/kcore | wc -c; (echo 1 > /proc/sys/kernel/domainname) 2>/dev/null && echo wrote-proc-sys || echo proc-sys-ro; \
+         cat /proc/self/mountinfo",
+    ]);
+    let out = stdout(&probe);
+    assert_eq!(probe.status.code(), Some(0), "{}", stderr(&probe));
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("pid=1"),
+        "PID 1 is the container's process:\n{out}"
+    );
+    let hostname = lines.next().unwrap().to_string();
+    assert_eq!(hostname.len(), 12, "hostname is the short id: {out}");
+    assert_eq!(lines.next(), Some("lo"), "only lo in the netns: {out}");
+    let next = lines.next().unwrap();
+    assert_eq!(
+        next, "CapEff:\t00000000a80425fb",
+        "docker's default capabilities"
+    );
+    assert_eq!(
+        lines.next().map(str::trim),
+        Some("0"),
+        "/proc/kcore is masked"
+    );
+    assert_eq!(lines.next(), Some("proc-sys-ro"));
+    let mountinfo: Vec<&str> = lines.collect();
+    let root = mountinfo
+        .iter()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .expect("root mount");
+    assert!(
+        root.contains(" - overlay overlay "),
+        "root is the overlay snapshot: {root}"
+    );
+    assert!(
+        root.contains(&d.data_root().to_string_lossy().into_owned()),
+        "{root}"
+    );
+    for l in &mountinfo {
+        let mp = l.split(' ').nth(4).unwrap();
+        assert!(
+            ["/", "/proc", "/dev", "/sys", "/etc"]
+                .iter()
+                .any(|p| mp == *p || mp.starts_with(&format!("{p}/"))),
+            "unexpected mount inside the container: {l}"
+        );
+    }
+
+    // The hostname of a container is its own short id.
+    let o = d.berth(&["run", "--rm", "--name", "whoami", IMAGE, "hostname"]);
+    let h = stdout(&o).trim().to_string();
+    let ps = stdout(&d.berth(&["ps", "-a", "--no-trunc"]));
+    assert!(!ps.contains("whoami"), "--rm removed it");
+    assert_eq!(h.len(), 12);
+
+    let o = d.berth(&["rm", "-f", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+fn assert_limits(d: &Daemon) {
+    // A process that allocates past -m is OOM-killed: 137.
+    let o = d.berth(&[
+        "run",
+        "--name",
+        "oom",
+        "-m",
+        "32m",
+        IMAGE,
+        "sh",
+        "-c",
+        "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "{} {}", stdout(&o), stderr(&o));
+    let o = d.docker(&[
+        "inspect",
+        "--format",
+        "{{.State.OOMKilled}} {{.State.ExitCode}}",
+        "oom",
+    ]);
+    assert_eq!(stdout(&o).trim(), "true 137");
+    d.berth(&["rm", "oom"]);
+
+    // --pids-limit stops a fork bomb; the container still finishes.
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "10",
+        IMAGE,
+        "sh",
+        "-c",
+        "for i in $(seq 1 40); do sleep 2 & done; wait",
+    ]);
+    assert!(
+        stderr(&o).contains("can't fork"),
+        "forks were refused: {}",
+        stderr(&o)
+    );
+    // busybox sh gives up (exit 2) when it cannot fork: the bomb is over.
+    assert_eq!(o.status.code(), Some(2));
+
+    // The limits are in the container's cgroup while it runs.
+    let o = d.berth(&[
+        "run",
+        "-d",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "20",
+        IMAGE,
+        "sleep",
+        "30",
+    ]);
+    let id = stdout(&o).trim().to_string();
+    let dirs = cgroup_dirs(&id);
+    assert!(!dirs.is_empty(), "container cgroup exists");
+    let read = |f: &str| {
+        dirs.iter()
+            .find_map(|d| std::fs::read_to_string(d.join(f)).ok())
+            .map(|s| s.trim().to_string())
+    };
+    let mem = read("memory.limit_in_bytes").or_else(|| read("memory.max"));
+    assert_eq!(mem.as_deref(), Some("67108864"));
+    assert_eq!(read("pids.max").as_deref(), Some("20"));
+    d.berth(&["rm", "-f", &id]);
+    assert!(
+        eventually(10, || cgroup_dirs(&id).is_empty()),
+        "cgroup removed: {:?}",
+        cgroup_dirs(&id)
+    );
+}
+
+#[test]
+fn isolation_and_limits_with_berth_runtime() {
+    require_root!();
+    let d = Daemon::start("iso");
+    assert_isolated(&d);
+    assert_limits(&d);
+}
+
+#[test]
+fn same_results_with_runc_as_the_runtime() {
+    require_root!();
+    if !std::path::Path::new("/usr/sbin/runc").exists() {
+        panic!("runc is required for this test (apt-get install runc)");
+    }
+    let d = Daemon::start_with(
+        "runc",
+        &[
+            "--add-runtime",
+            "runc=/usr/sbin/runc",
+            "--default-runtime",
+            "runc",
+        ],
+    );
+    let o = d.berth(&["run", "--rm", IMAGE, "echo", "hello"]);
+    assert_eq!(stdout(&o), "hello\n", "{}", stderr(&o));
+    assert_isolated(&d);
+    assert_limits(&d);
+}

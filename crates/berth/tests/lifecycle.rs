@@ -1,0 +1,158 @@
+//! End-to-end: cleanup after `--rm` and `rm -f`, and containers that
+//! survive `kill -9` of the daemon (live restore, DMN/OPS items).
+
+mod common;
+
+use common::*;
+
+fn assert_no_trace(d: &Daemon, id: &str) {
+    assert!(
+        eventually(10, || !d
+            .state_dirs()
+            .iter()
+            .any(|s| s.starts_with(&id[..12]))),
+        "state dirs left: {:?}",
+        d.state_dirs()
+    );
+    let mounts = mounts_under(&d.dir);
+    assert!(
+        mounts.iter().all(|m| !m.contains(&id[..12])),
+        "mounts left: {mounts:?}"
+    );
+    assert!(
+        cgroup_dirs(id).is_empty(),
+        "cgroups left: {:?}",
+        cgroup_dirs(id)
+    );
+    let shims: Vec<String> = processes_matching(&id[..12]);
+    assert!(shims.is_empty(), "processes left: {shims:?}");
+}
+
+#[test]
+fn nothing_left_after_rm() {
+    require_root!();
+    let d = Daemon::start("cleanup");
+    // --rm: find the id through the hostname (= short id).
+    let o = d.berth(&["run", "--rm", IMAGE, "hostname"]);
+    let short = stdout(&o).trim().to_string();
+    assert_eq!(short.len(), 12, "{}", stderr(&o));
+    assert_no_trace(&d, &short);
+
+    // rm -f of a running container.
+    let o = d.berth(&["run", "-d", IMAGE, "sleep", "60"]);
+    let id = stdout(&o).trim().to_string();
+    assert!(!cgroup_dirs(&id).is_empty());
+    assert!(
+        !processes_matching(&id[..12]).is_empty(),
+        "shim runs while the container runs"
+    );
+    let o = d.berth(&["rm", "-f", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_no_trace(&d, &id);
+
+    // rm without -f refuses a running container.
+    let id = stdout(&d.berth(&["run", "-d", IMAGE, "sleep", "60"]))
+        .trim()
+        .to_string();
+    let o = d.berth(&["rm", &id]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("You cannot remove a running container"),
+        "{}",
+        stderr(&o)
+    );
+    // stop: SIGTERM, then SIGKILL after -t.
+    let o = d.berth(&["stop", "-t", "1", &id]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = d.docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &id,
+    ]);
+    assert_eq!(stdout(&o).trim(), "exited 137");
+    d.berth(&["rm", &id]);
+    assert_no_trace(&d, &id);
+}
+
+#[test]
+fn containers_survive_daemon_kill_9() {
+    require_root!();
+    let mut d = Daemon::start("live");
+    let o = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do echo tick; sleep 0.2; done",
+    ]);
+    let id = stdout(&o).trim().to_string();
+    assert_eq!(id.len(), 64, "{}", stderr(&o));
+    assert!(eventually(10, || stdout(&d.berth(&["logs", "survivor"]))
+        .contains("tick")));
+
+    d.kill9();
+    let before = std::fs::read_to_string(
+        d.data_root()
+            .join("containers")
+            .join(&id)
+            .join(format!("{id}-json.log")),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let after = std::fs::read_to_string(
+        d.data_root()
+            .join("containers")
+            .join(&id)
+            .join(format!("{id}-json.log")),
+    )
+    .unwrap();
+    assert!(
+        after.len() > before.len(),
+        "container kept running and logging without the daemon"
+    );
+
+    d.spawn();
+    let ps = stdout(&d.berth(&["ps"]));
+    assert!(
+        ps.contains("survivor") && ps.contains("Up "),
+        "restarted daemon lists it: {ps}"
+    );
+    let o = d.berth(&["stop", "survivor"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = d.docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "survivor",
+    ]);
+    assert_eq!(stdout(&o).trim(), "exited 0");
+
+    // A container that exits while the daemon is down is reported on restart.
+    let o = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "quick",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1; exit 5",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    d.kill9();
+    std::thread::sleep(std::time::Duration::from_millis(1800));
+    d.spawn();
+    let o = d.docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "quick",
+    ]);
+    assert_eq!(stdout(&o).trim(), "exited 5", "{}", d.log());
+    d.berth(&["rm", "quick", "survivor"]);
+    assert_no_trace(&d, &id);
+}
