@@ -17,6 +17,7 @@ scripts/mkimage.sh "$IMAGES" >/dev/null
 "$BIN/berth" run --rm -m 32m --pids-limit 10 berth-test/busybox sh -c 'echo "pid $$ on $(hostname)"; ls /sys/class/net'
 "$BIN/berth" run -d --name quickstart-demo berth-test/busybox sh -c 'echo started; sleep 3600' >/dev/null
 "$BIN/berth" ps
+for _ in $(seq 50); do "$BIN/berth" logs quickstart-demo | grep -q started && break; sleep 0.1; done
 "$BIN/berth" logs quickstart-demo
 "$BIN/berth" rm -f quickstart-demo >/dev/null
 echo "quickstart: ok (daemon on unix:///run/berth/berth.sock, log /run/berth/berthd.log)"
