@@ -12,7 +12,11 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub fn init(log: Option<&Path>, format: &str, debug: bool) {
-    let level = if debug { "debug" } else { "warn" };
+    let level = if debug {
+        "debug"
+    } else {
+        "warn,libcgroups=error"
+    };
     let filter = EnvFilter::try_from_env("BERTH_RUNTIME_LOG").unwrap_or_else(|_| level.into());
     let file = log.and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
     match (file, format) {

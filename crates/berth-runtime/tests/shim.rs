@@ -1,0 +1,381 @@
+//! `berth-runtime shim` end to end (ARCH-13, LOG-01), driving both
+//! berth-runtime and runc as the OCI runtime. Needs root.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_types::shim::{
+    frame_header, parse_frame_header, ExitStatus, FrameKind, Request, Response, ShimConfig,
+    ShimReady,
+};
+use berth_types::Mount;
+use common::*;
+
+struct Shim {
+    cfg: ShimConfig,
+    ready: ShimReady,
+}
+
+/// Move the rootfs aside and have the shim bind-mount it back.
+fn start_shim(b: &Bundle, runtime: &str, open_stdin: bool) -> Shim {
+    let lower = b.dir.join("lower");
+    if !lower.exists() {
+        std::fs::rename(b.dir.join("rootfs"), &lower).unwrap();
+    }
+    let tag = if runtime == RUNC { "runc" } else { "berth" };
+    let cfg = ShimConfig {
+        id: b.id.clone(),
+        bundle: b.dir.clone(),
+        rootfs_mounts: vec![Mount {
+            kind: "bind".into(),
+            source: lower.to_str().unwrap().into(),
+            options: vec!["rbind".into()],
+        }],
+        runtime: runtime.into(),
+        runtime_root: b.root_for(runtime),
+        log_path: b.dir.join(format!("{tag}-json.log")),
+        exit_file: b.dir.join(format!("{tag}-exit.json")),
+        socket: b.dir.join(format!("{tag}.sock")),
+        open_stdin,
+    };
+    let path = b.dir.join("shim.json");
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let t = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["shim", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "spawned shim process: {st}");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let ready: ShimReady = serde_json::from_str(line.trim()).expect(&line);
+    assert!(ready.error.is_none(), "{runtime}: {ready:?}");
+    assert!(ready.pid > 0 && ready.shim_pid > 0, "{ready:?}");
+    Shim { cfg, ready }
+}
+
+fn send(s: &mut UnixStream, kind: FrameKind, payload: &[u8]) {
+    s.write_all(&frame_header(kind, payload.len() as u32))
+        .unwrap();
+    s.write_all(payload).unwrap();
+}
+
+fn request(s: &mut UnixStream, r: &Request) {
+    send(s, FrameKind::Control, &serde_json::to_vec(r).unwrap());
+}
+
+fn read_frame(s: &mut UnixStream) -> Option<(FrameKind, Vec<u8>)> {
+    let mut h = [0u8; 5];
+    s.read_exact(&mut h).ok()?;
+    let (k, len) = parse_frame_header(&h).expect("valid header");
+    let mut p = vec![0u8; len as usize];
+    s.read_exact(&mut p).ok()?;
+    Some((k, p))
+}
+
+/// Collected frames of one connection until `Exited`.
+#[derive(Default, Debug)]
+struct Session {
+    stdout: String,
+    stderr: String,
+    responses: Vec<String>,
+    exited: Option<ExitStatus>,
+}
+
+fn collect(s: &mut UnixStream) -> Session {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut out = Session::default();
+    while let Some((k, p)) = read_frame(s) {
+        match k {
+            FrameKind::Stdout => out.stdout.push_str(&String::from_utf8_lossy(&p)),
+            FrameKind::Stderr => out.stderr.push_str(&String::from_utf8_lossy(&p)),
+            FrameKind::Control => match serde_json::from_slice::<Response>(&p).unwrap() {
+                Response::Exited(x) => {
+                    out.exited = Some(x);
+                    break;
+                }
+                r => out.responses.push(serde_json::to_string(&r).unwrap()),
+            },
+            _ => panic!("unexpected frame {k:?}"),
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+fn wait_gone(pid: u32) {
+    let t = Instant::now();
+    while alive(pid) {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "shim {pid} still alive"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn read_exit(path: &Path) -> ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Ok(b) = std::fs::read(path) {
+            return serde_json::from_slice(&b).unwrap();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no exit file {path:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Nothing of the container remains: mount, cgroup, runtime state, socket.
+fn assert_clean(b: &Bundle, shim: &Shim, runtime: &str) {
+    wait_gone(shim.ready.shim_pid);
+    let rootfs: PathBuf = b.dir.join("rootfs");
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mi.contains(rootfs.to_str().unwrap()),
+        "{runtime}: rootfs still mounted"
+    );
+    let rel = b.cgroup_rel();
+    assert!(
+        cgroup_dirs(&rel).is_empty(),
+        "{runtime}: {:?}",
+        cgroup_dirs(&rel)
+    );
+    assert!(
+        !b.root_for(runtime).join(&b.id).exists(),
+        "{runtime}: state dir left"
+    );
+    assert!(!shim.cfg.socket.exists(), "{runtime}: socket left");
+    assert!(!alive(shim.ready.pid), "{runtime}: init alive");
+}
+
+/// Attach + Start: output frames, Exited{3}, json-file log, exit file, cleanup.
+#[test]
+fn shim_attach_start_exit() {
+    require_root!();
+    let b = Bundle::new(
+        "shim",
+        &["sh", "-c", "echo hello; echo oops >&2; printf part; exit 3"],
+    );
+    for rt in runtimes() {
+        let shim = start_shim(&b, rt, false);
+        let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
+        request(&mut c, &Request::State);
+        let (_, p) = read_frame(&mut c).unwrap();
+        match serde_json::from_slice(&p).unwrap() {
+            Response::State { pid, running } => {
+                assert_eq!(pid, shim.ready.pid);
+                assert!(!running);
+            }
+            r => panic!("{r:?}"),
+        }
+        request(
+            &mut c,
+            &Request::Attach {
+                stdout: true,
+                stderr: true,
+                stdin: false,
+            },
+        );
+        request(&mut c, &Request::Start);
+        let s = collect(&mut c);
+        assert_eq!(s.stdout, "hello\npart", "{rt}: {s:?}");
+        assert_eq!(s.stderr, "oops\n", "{rt}: {s:?}");
+        assert!(
+            s.responses.iter().any(|r| r.contains("started")),
+            "{rt}: {s:?}"
+        );
+        let x = s.exited.expect("Exited");
+        assert_eq!(x.exit_code, 3, "{rt}");
+        assert!(!x.oom_killed);
+        assert_eq!(read_exit(&shim.cfg.exit_file), x);
+        chrono::DateTime::parse_from_rfc3339(&x.finished_at).unwrap();
+
+        // LOG-01: Docker json-file lines.
+        let log = std::fs::read_to_string(&shim.cfg.log_path).unwrap();
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let first = log.lines().find(|l| l.contains("hello")).unwrap();
+        assert!(
+            first.starts_with(r#"{"log":"hello\n","stream":"stdout","time":""#),
+            "{first}"
+        );
+        let mut got: Vec<(String, String)> = lines
+            .iter()
+            .map(|v| {
+                let t = v["time"].as_str().unwrap();
+                assert!(t.ends_with('Z'));
+                chrono::DateTime::parse_from_rfc3339(t).unwrap();
+                (
+                    v["stream"].as_str().unwrap().into(),
+                    v["log"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        got.sort();
+        let want = [
+            ("stderr", "oops\n"),
+            ("stdout", "hello\n"),
+            ("stdout", "part"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, want, "{rt}");
+        assert_clean(&b, &shim, rt);
+    }
+}
+
+/// A client that disconnects early does not stop the shim.
+#[test]
+fn shim_survives_client_disconnect() {
+    require_root!();
+    let b = Bundle::new("shimdc", &["sh", "-c", "sleep 1; echo late; exit 5"]);
+    for rt in runtimes() {
+        let shim = start_shim(&b, rt, false);
+        {
+            let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
+            request(
+                &mut c,
+                &Request::Attach {
+                    stdout: true,
+                    stderr: true,
+                    stdin: false,
+                },
+            );
+            request(&mut c, &Request::Start);
+            let (k, _) = read_frame(&mut c).unwrap();
+            assert_eq!(k, FrameKind::Control);
+        } // dropped: disconnect
+        let x = read_exit(&shim.cfg.exit_file);
+        assert_eq!(x.exit_code, 5, "{rt}");
+        let log = std::fs::read_to_string(&shim.cfg.log_path).unwrap();
+        assert!(log.contains(r#""log":"late\n""#), "{rt}: {log}");
+        assert_clean(&b, &shim, rt);
+    }
+}
+
+/// open_stdin: Stdin frames reach the container, StdinClose gives EOF.
+#[test]
+fn shim_stdin() {
+    require_root!();
+    let b = Bundle::new("shimin", &["sh", "-c", "cat; echo eof"]);
+    for rt in runtimes() {
+        let shim = start_shim(&b, rt, true);
+        let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
+        request(
+            &mut c,
+            &Request::Attach {
+                stdout: true,
+                stderr: true,
+                stdin: true,
+            },
+        );
+        request(&mut c, &Request::Start);
+        send(&mut c, FrameKind::Stdin, b"ping\n");
+        send(&mut c, FrameKind::StdinClose, b"");
+        let s = collect(&mut c);
+        assert_eq!(s.stdout, "ping\neof\n", "{rt}: {s:?}");
+        assert_eq!(s.exited.unwrap().exit_code, 0);
+        assert_clean(&b, &shim, rt);
+    }
+}
+
+/// Kill and Wait on separate connections; OOM is detected (RES-14).
+#[test]
+fn shim_kill_wait_and_oom() {
+    require_root!();
+    let b = Bundle::new("shimkill", &["sleep", "60"]);
+    for rt in runtimes() {
+        let shim = start_shim(&b, rt, false);
+        let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
+        request(&mut c, &Request::Start);
+        let (_, p) = read_frame(&mut c).unwrap();
+        assert!(String::from_utf8_lossy(&p).contains("started"));
+        let mut w = UnixStream::connect(&shim.cfg.socket).unwrap();
+        request(&mut w, &Request::Wait);
+        request(&mut c, &Request::Kill { signal: 9 });
+        let (_, p) = read_frame(&mut c).unwrap();
+        assert_eq!(String::from_utf8_lossy(&p), r#"{"op":"ok"}"#);
+        let s = collect(&mut w);
+        assert_eq!(s.exited.unwrap().exit_code, 137, "{rt}");
+        assert_clean(&b, &shim, rt);
+        let _ = std::fs::remove_file(&shim.cfg.exit_file);
+    }
+    let script = r#"x=$(head -c 100000000 /dev/zero | tr '\0' a); echo ${#x}"#;
+    b.edit(|c| {
+        c["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+        c["linux"]["resources"]["memory"] =
+            serde_json::json!({"limit": 32 << 20, "swap": 32 << 20});
+    });
+    for rt in runtimes() {
+        let shim = start_shim(&b, rt, false);
+        let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
+        request(&mut c, &Request::Wait);
+        request(&mut c, &Request::Start);
+        let s = collect(&mut c);
+        let x = s.exited.unwrap();
+        assert_eq!(x.exit_code, 137, "{rt}");
+        assert!(x.oom_killed, "{rt}: {x:?}");
+        assert_clean(&b, &shim, rt);
+    }
+}
+
+/// A bad config still yields one ShimReady line with `error`.
+#[test]
+fn shim_reports_create_error() {
+    require_root!();
+    let b = Bundle::new("shimerr", &["/nonexistent"]);
+    b.edit(|c| c["root"]["path"] = serde_json::json!("no-such-rootfs-dir/x"));
+    let path = b.dir.join("shim.json");
+    let cfg = ShimConfig {
+        id: b.id.clone(),
+        bundle: b.dir.clone(),
+        rootfs_mounts: vec![],
+        runtime: BIN.into(),
+        runtime_root: b.root_berth.clone(),
+        log_path: b.dir.join("log.json"),
+        exit_file: b.dir.join("exit.json"),
+        socket: b.dir.join("s.sock"),
+        open_stdin: false,
+    };
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let out = Command::new(BIN)
+        .args(["shim", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r: ShimReady = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r.error.is_some(), "{r:?}");
+    wait_gone(r.shim_pid);
+    assert!(!cfg.socket.exists());
+}
