@@ -501,17 +501,23 @@ fn oom_killed(bundle: &Path) -> bool {
     if cg.contains(':') {
         return false; // systemd slice:prefix:name
     }
-    let rel = cg.trim_start_matches('/');
-    let file = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        PathBuf::from("/sys/fs/cgroup")
-            .join(rel)
-            .join("memory.events")
+    let file = oom_file(Path::new("/sys/fs/cgroup"), cg);
+    parse_oom_kill(&std::fs::read_to_string(file).unwrap_or_default()) > 0
+}
+
+/// The OOM counter file for `cgroups_path` under a cgroup mount: v2 (unified,
+/// `cgroup.controllers` at the root) `memory.events`, else v1
+/// `memory/<path>/memory.oom_control`. Both have an `oom_kill N` line.
+fn oom_file(cgroup_root: &Path, cgroups_path: &str) -> PathBuf {
+    let rel = cgroups_path.trim_start_matches('/');
+    if cgroup_root.join("cgroup.controllers").exists() {
+        cgroup_root.join(rel).join("memory.events")
     } else {
-        PathBuf::from("/sys/fs/cgroup/memory")
+        cgroup_root
+            .join("memory")
             .join(rel)
             .join("memory.oom_control")
-    };
-    parse_oom_kill(&std::fs::read_to_string(file).unwrap_or_default()) > 0
+    }
 }
 
 fn parse_oom_kill(s: &str) -> u64 {
@@ -841,6 +847,24 @@ mod tests {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
         assert_eq!(logs, want);
+    }
+
+    #[test]
+    fn oom_file_v1_and_v2() {
+        // RES-11 / RES-12: pick the file by layout, not by assuming v1.
+        let root = std::env::temp_dir().join(format!("berth-cg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        assert_eq!(
+            oom_file(&root, "/berth/c1"),
+            root.join("memory/berth/c1/memory.oom_control")
+        );
+        std::fs::write(root.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        assert_eq!(
+            oom_file(&root, "/berth/c1"),
+            root.join("berth/c1/memory.events")
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
