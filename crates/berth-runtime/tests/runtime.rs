@@ -60,6 +60,9 @@ fn isolation_matches_runc() {
         // We reset inherited ignored signals; runc passes them through, so
         // compare only ours.
         let mut m = m;
+        // RES-02: only the probe's own processes are visible (count racy).
+        let nprocs: u32 = m.remove("nprocs").unwrap_or_default().parse().unwrap();
+        assert!(nprocs < 10, "{rt}: sees {nprocs} processes");
         let ign = m.remove("sigign").unwrap_or_default();
         if rt == BIN {
             assert_eq!(ign, "0000000000000000", "{rt}");
