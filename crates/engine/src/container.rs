@@ -129,10 +129,17 @@ impl ContainerRecord {
         }
     }
 
-    /// `Command` column of `ps`: path and args joined.
+    /// `Command` column of `ps`: path and args joined; like dockerd, args
+    /// that contain a space are wrapped in single quotes.
     pub fn command_line(&self) -> String {
-        std::iter::once(self.path.as_str())
-            .chain(self.args.iter().map(String::as_str))
+        std::iter::once(self.path.clone())
+            .chain(self.args.iter().map(|a| {
+                if a.contains(' ') {
+                    format!("'{a}'")
+                } else {
+                    a.clone()
+                }
+            }))
             .collect::<Vec<_>>()
             .join(" ")
     }

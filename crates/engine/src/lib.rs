@@ -456,11 +456,15 @@ impl Engine {
 
         // Image defaults merged into the container config, as inspect shows it.
         let cfg = &mut body.config;
-        let mut env = image.config.env.clone().unwrap_or_default();
-        for e in cfg.env.take().unwrap_or_default() {
-            let key = e.split('=').next().unwrap_or("").to_string();
-            env.retain(|x| x.split('=').next() != Some(key.as_str()));
-            env.push(e);
+        // dockerd's order: the container's own values first, then the
+        // image's values for the keys it does not set.
+        let mut env = cfg.env.take().unwrap_or_default();
+        let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+        let own: std::collections::HashSet<String> = env.iter().map(|e| key(e)).collect();
+        for e in image.config.env.clone().unwrap_or_default() {
+            if !own.contains(&key(&e)) {
+                env.push(e);
+            }
         }
         cfg.env = Some(env);
         if cfg.working_dir.is_empty() {
@@ -922,12 +926,22 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/kill`.
+    /// Errors carry dockerd's `Cannot kill container: KEY: ` prefix.
     pub async fn kill(&self, key: &str, signal: &str) -> Result<()> {
-        let id = self.resolve_id(key)?;
+        let wrap = |e: Error| match e {
+            Error::NoSuchContainer(_) => {
+                Error::NotFound(format!("Cannot kill container: {key}: {e}"))
+            }
+            Error::Conflict(m) => Error::Conflict(format!("Cannot kill container: {key}: {m}")),
+            e => e,
+        };
+        let id = self.resolve_id(key).map_err(wrap)?;
         let sig = parse_signal(signal)?;
         let running = self.with_entry(&id, |e| e.rec.is_running())?;
         if !running {
-            return Err(Error::Conflict(format!("Container {id} is not running")));
+            return Err(wrap(Error::Conflict(format!(
+                "Container {id} is not running"
+            ))));
         }
         self.signal(&id, sig).await
     }

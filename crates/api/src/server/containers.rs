@@ -8,14 +8,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use berth_engine::{Engine, LogEntry, LogOptions, Output, WaitCondition};
 use berth_types::api::ContainerCreateBody;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
 use super::error::parse_json;
-use super::ApiError;
+use super::{ApiError, ApiVersion};
 use crate::stdcopy;
 
 type Q = Query<HashMap<String, String>>;
@@ -114,13 +114,21 @@ pub async fn remove(
 /// The status line is sent at once; the body when the condition is met.
 pub async fn wait(
     State(engine): State<Arc<Engine>>,
+    Extension(v): Extension<ApiVersion>,
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<Response, ApiError> {
+    let null_error = !v.at_least(1, 42);
     let cond = WaitCondition::parse(q.get("condition").map(String::as_str).unwrap_or(""))?;
     let waiter = engine.waiter(&id, cond)?;
     let body = futures_util::stream::once(async move {
-        let mut resp = serde_json::to_vec(&waiter.await).unwrap_or_default();
+        // dockerd 20.10 (API 1.41) always sends the Error key:
+        // `{"Error":null,"StatusCode":0}`; the newer schemas do not allow null.
+        let mut v = serde_json::to_value(waiter.await).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut().filter(|_| null_error) {
+            obj.entry("Error").or_insert(serde_json::Value::Null);
+        }
+        let mut resp = serde_json::to_vec(&v).unwrap_or_default();
         resp.push(b'\n');
         Ok::<_, std::io::Error>(Bytes::from(resp))
     });
@@ -148,13 +156,15 @@ fn encode(out: Output, tty: bool, stdout: bool, stderr: bool) -> Option<Vec<u8>>
 /// carries the container's output in stdcopy frames until it exits.
 pub async fn attach(
     State(engine): State<Arc<Engine>>,
+    Extension(v): Extension<ApiVersion>,
     Path(id): Path<String>,
     Query(q): Q,
     mut req: Request,
 ) -> Result<Response, ApiError> {
     let (stdout, stderr) = (flag(&q, "stdout", false), flag(&q, "stderr", false));
     let (mut rx, tty) = engine.attach(&id)?;
-    let content_type = if tty {
+    // Before API 1.42 dockerd labels every attach stream raw-stream.
+    let content_type = if tty || !v.at_least(1, 42) {
         "application/vnd.docker.raw-stream"
     } else {
         "application/vnd.docker.multiplexed-stream"
@@ -231,8 +241,22 @@ fn encode_logs(entries: Vec<LogEntry>, tty: bool, timestamps: bool) -> Vec<u8> {
 /// `GET /containers/{id}/logs` (LOG-01..LOG-04).
 pub async fn logs(
     State(engine): State<Arc<Engine>>,
+    Extension(v): Extension<ApiVersion>,
     Path(id): Path<String>,
     Query(q): Q,
+) -> Result<Response, ApiError> {
+    let mut resp = logs_response(engine, id, q).await?;
+    // Before API 1.42 dockerd sends logs without a Content-Type.
+    if !v.at_least(1, 42) {
+        resp.headers_mut().remove(header::CONTENT_TYPE);
+    }
+    Ok(resp)
+}
+
+async fn logs_response(
+    engine: Arc<Engine>,
+    id: String,
+    q: HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let (stdout, stderr) = (flag(&q, "stdout", false), flag(&q, "stderr", false));
     if !stdout && !stderr {
