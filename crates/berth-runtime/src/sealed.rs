@@ -20,10 +20,18 @@ fn is_sealed() -> bool {
     seals >= 0 && seals & SEALS == SEALS
 }
 
-/// Re-exec from a sealed copy unless already running from one. Returns only
-/// when already sealed (or on error).
+/// True when our binary sits on a read-only mount (berthd runs us from a
+/// read-only bind mount): `/proc/self/exe` cannot be opened for writing.
+fn on_readonly_mount() -> bool {
+    nix::sys::statvfs::statvfs("/proc/self/exe")
+        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        .unwrap_or(false)
+}
+
+/// Re-exec from a sealed copy unless already running from one or from a
+/// read-only mount. Returns only when protected (or on error).
 pub fn ensure_sealed() -> io::Result<()> {
-    if is_sealed() {
+    if is_sealed() || on_readonly_mount() {
         return Ok(());
     }
     let name = CString::new("berth-runtime").expect("no NUL");

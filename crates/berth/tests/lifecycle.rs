@@ -156,3 +156,44 @@ fn containers_survive_daemon_kill_9() {
     d.berth(&["rm", "quick", "survivor"]);
     assert_no_trace(&d, &id);
 }
+
+/// CVE-2019-5736: a process that can reach `/proc/<pid>/exe` of the shim or
+/// runtime must not be able to rewrite the host binary. berthd runs them
+/// from a read-only bind mount, so opening the binary for writing fails.
+#[test]
+fn runtime_binary_cannot_be_rewritten_through_proc_exe() {
+    require_root!();
+    let d = Daemon::start("cve");
+    let o = d.berth(&["run", "-d", IMAGE, "sleep", "60"]);
+    let id = stdout(&o).trim().to_string();
+    assert_eq!(id.len(), 64, "{}", stderr(&o));
+    let shim = processes_matching(&format!("{}/shim.json", &id))
+        .into_iter()
+        .next()
+        .expect("shim process");
+    let pid = shim.split(':').next().unwrap();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        exe.starts_with(d.exec_root()),
+        "shim runs from the read-only copy: {}",
+        exe.display()
+    );
+    // The binary behind /proc/<pid>/exe sits on a read-only mount ...
+    let exe_file = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+    let vfs = nix::sys::statvfs::fstatvfs(&exe_file).unwrap();
+    assert!(vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    // ... so reopening it for writing fails: EROFS (or ETXTBSY while some
+    // process still executes it).
+    let err = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&exe_file)
+        ))
+        .expect_err("binary must not be writable");
+    assert!(
+        matches!(err.raw_os_error(), Some(30) | Some(26)),
+        "got {err}"
+    );
+    d.berth(&["rm", "-f", &id]);
+}

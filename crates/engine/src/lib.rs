@@ -111,7 +111,7 @@ fn blocking_err(e: tokio::task::JoinError) -> Error {
 impl Engine {
     /// Open the stores under `data_root`, load containers and reconnect to
     /// the shims of running ones (live restore).
-    pub async fn new(cfg: Config) -> Result<Arc<Engine>> {
+    pub async fn new(mut cfg: Config) -> Result<Arc<Engine>> {
         for d in [
             cfg.data_root.join("containers"),
             cfg.exec_root.join("containers"),
@@ -119,6 +119,22 @@ impl Engine {
             cfg.exec_root.join("runtime"),
         ] {
             std::fs::create_dir_all(&d).ctx(|| format!("create {}", d.display()))?;
+        }
+        // Run shims and our runtime from a read-only bind mount of the
+        // binary: a container cannot rewrite it via /proc/<pid>/exe, and
+        // berth-runtime need not copy itself into a sealed memfd per create.
+        let ro_binary = cfg.exec_root.join("bin").join("berth-runtime");
+        match berth_sys::mount::bind_file_readonly(&cfg.shim_binary, &ro_binary) {
+            Ok(()) => {
+                if cfg.runtime == cfg.shim_binary {
+                    cfg.runtime = ro_binary.clone();
+                }
+                cfg.shim_binary = ro_binary;
+            }
+            Err(e) => warn!(
+                "cannot bind {} read-only ({e}); the runtime will seal itself",
+                cfg.shim_binary.display()
+            ),
         }
         let image_root = cfg.data_root.join("image");
         let images = tokio::task::spawn_blocking(move || ImageStore::open(&image_root))
@@ -626,7 +642,7 @@ impl Engine {
             (&rec.hosts_path, hosts),
             (&rec.resolv_conf_path, resolv.join("\n") + "\n"),
         ] {
-            berth_sys::fs::write_atomic(path, data.as_bytes(), 0o644)
+            berth_sys::fs::write_volatile(path, data.as_bytes(), 0o644)
                 .ctx(|| format!("write {}", path.display()))?;
         }
         Ok(())
@@ -682,7 +698,7 @@ impl Engine {
         self.write_etc_files(rec)?;
         let bundle = self.bundle_dir(id);
         std::fs::create_dir_all(&bundle).ctx(|| format!("create {}", bundle.display()))?;
-        berth_sys::fs::write_atomic(
+        berth_sys::fs::write_volatile(
             &bundle.join("config.json"),
             &serde_json::to_vec(&spec).expect("spec serializes"),
             0o600,

@@ -60,7 +60,7 @@ pub async fn spawn(shim_binary: &Path, config_path: &Path) -> Result<ShimReady> 
 
 pub fn write_config(path: &Path, cfg: &ShimConfig) -> Result<()> {
     let data = serde_json::to_vec_pretty(cfg).expect("shim config serializes");
-    berth_sys::fs::write_atomic(path, &data, 0o600)
+    berth_sys::fs::write_volatile(path, &data, 0o600)
         .map_err(|e| Error::Internal(format!("write {}: {e}", path.display())))
 }
 

@@ -70,3 +70,27 @@ mod tests {
             .any(|m| m == "/"));
     }
 }
+
+/// Bind-mount the file `src` read-only at `dst` (created if missing),
+/// replacing whatever was mounted there before. Processes exec'd from
+/// `dst` cannot have their binary rewritten through `/proc/<pid>/exe`
+/// (CVE-2019-5736): writes fail with EROFS.
+pub fn bind_file_readonly(src: &Path, dst: &Path) -> io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    unmount_all(dst)?;
+    if let Some(dir) = dst.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dst)?;
+    mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(io::Error::from)?;
+    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    if let Err(e) = mount(None::<&str>, dst, None::<&str>, ro, None::<&str>) {
+        let _ = umount2(dst, MntFlags::MNT_DETACH);
+        return Err(io::Error::from(e));
+    }
+    Ok(())
+}

@@ -122,7 +122,8 @@ async fn dispatch(client: &Client, cmd: Command) -> CliResult {
 }
 
 /// The client for `-H`/`BERTH_HOST`, starting a local daemon when none
-/// listens on the default socket and we are root.
+/// listens on the default socket and we are root. Probing is a bare
+/// `connect`, so a running daemon costs no extra request.
 async fn connect(host: Option<&str>) -> Result<Client, Failure> {
     let explicit = host.is_some();
     let host =
@@ -131,19 +132,14 @@ async fn connect(host: Option<&str>) -> Result<Client, Failure> {
             message: e.to_string(),
         })?;
     let client = Client::new(host.clone());
-    if client
-        .get_json::<serde_json::Value>("/version")
-        .await
-        .is_ok()
-    {
+    let Host::Unix(path) = &host else {
         return Ok(client);
-    }
-    let is_root = nix_is_root();
-    if explicit || !is_root {
-        return Ok(client); // the command reports the connection error
+    };
+    if explicit || tokio::net::UnixStream::connect(path).await.is_ok() || !nix_is_root() {
+        return Ok(client); // a command against a dead daemon reports it
     }
     start_daemon()?;
-    for _ in 0..200 {
+    for _ in 0..400 {
         if client
             .get_json::<serde_json::Value>("/version")
             .await
