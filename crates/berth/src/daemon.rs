@@ -162,6 +162,7 @@ fn run(args: DaemonArgs) -> Result<()> {
         shim_binary: sibling_binary("berth-runtime"),
         runtime,
         bip: args.bip.or(file.bip),
+        runtime_name: rt_name,
     };
     let pidfile = args
         .pidfile

@@ -43,6 +43,8 @@ pub struct Config {
     /// OCI runtime the shim drives (berth-runtime, runc, crun).
     pub runtime: PathBuf,
     pub bip: Option<String>,
+    /// Name of the default runtime, as `HostConfig.Runtime` shows it.
+    pub runtime_name: String,
 }
 
 /// Output of a container, as delivered to attach clients.
@@ -333,30 +335,114 @@ impl Engine {
             .map_err(Error::from)
     }
 
-    pub async fn list_images(&self, legacy_virtual_size: bool) -> Result<Vec<ImageSummary>> {
+    /// `GET /images/json`. `reference` patterns (Docker's `reference`
+    /// filter, glob on the familiar name) keep matching images and only
+    /// their matching tags; `dangling` keeps untagged (true) or tagged
+    /// (false) images.
+    pub async fn list_images(&self, query: ImageListQuery) -> Result<Vec<ImageSummary>> {
         let images = self.images.clone();
         let list = tokio::task::spawn_blocking(move || images.list())
             .await
             .map_err(blocking_err)??;
-        let mut out: Vec<ImageSummary> = list
-            .into_iter()
-            .map(|r| ImageSummary {
+        let mut out = Vec::new();
+        for r in list {
+            let mut tags = r.repo_tags;
+            if !query.references.is_empty() {
+                tags.retain(|t| query.references.iter().any(|p| reference_matches(p, t)));
+                if tags.is_empty() {
+                    continue;
+                }
+            }
+            if let Some(d) = query.dangling {
+                if d != tags.is_empty() {
+                    continue;
+                }
+            }
+            let labels = r.config.labels.filter(|l| !l.is_empty());
+            out.push(ImageSummary {
                 created: chrono::DateTime::parse_from_rfc3339(&r.created)
                     .map(|t| t.timestamp())
                     .unwrap_or(0),
                 id: r.id,
                 parent_id: String::new(),
-                repo_tags: r.repo_tags,
-                repo_digests: r.repo_digests,
+                repo_tags: tags,
+                repo_digests: if query.null_empty_collections && r.repo_digests.is_empty() {
+                    None
+                } else {
+                    Some(r.repo_digests)
+                },
                 size: r.size,
                 shared_size: -1,
-                virtual_size: legacy_virtual_size.then_some(r.size),
-                labels: r.config.labels.unwrap_or_default(),
+                virtual_size: query.legacy_virtual_size.then_some(r.size),
+                labels: if query.null_empty_collections {
+                    labels
+                } else {
+                    Some(labels.unwrap_or_default())
+                },
                 containers: -1,
-            })
-            .collect();
+            });
+        }
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
         Ok(out)
+    }
+
+    /// `GET /images/{name}/json`.
+    pub async fn inspect_image(&self, name: &str, legacy_virtual_size: bool) -> Result<Value> {
+        let images = self.images.clone();
+        let name = name.to_string();
+        let (rec, blob, layers) = tokio::task::spawn_blocking(move || {
+            let rec = images.resolve(&name)?;
+            let blob = images.config_blob(&rec.id)?;
+            let layers = images.layer_dirs(&rec.id)?;
+            Ok::<_, berth_image::Error>((rec, blob, layers))
+        })
+        .await
+        .map_err(blocking_err)??;
+        let cfg: Value = serde_json::from_slice(&blob).unwrap_or(Value::Null);
+        let mut dirs: Vec<String> = layers
+            .iter()
+            .rev()
+            .map(|p| p.display().to_string())
+            .collect();
+        let upper = dirs.first().cloned().unwrap_or_default();
+        let lower = if dirs.len() > 1 {
+            dirs.split_off(1).join(":")
+        } else {
+            String::new()
+        };
+        let mut graph = serde_json::Map::new();
+        if !lower.is_empty() {
+            graph.insert("LowerDir".into(), json!(lower));
+        }
+        graph.insert("MergedDir".into(), json!(upper.replace("/diff", "/merged")));
+        graph.insert("UpperDir".into(), json!(upper));
+        graph.insert("WorkDir".into(), json!(upper.replace("/diff", "/work")));
+        let mut v = json!({
+            "Id": rec.id,
+            "RepoTags": rec.repo_tags,
+            "RepoDigests": rec.repo_digests,
+            "Parent": cfg.get("parent").cloned().unwrap_or(json!("")),
+            "Comment": cfg.get("comment").cloned().unwrap_or(json!("")),
+            "Created": cfg.get("created").cloned().unwrap_or(json!(rec.created)),
+            "Container": cfg.get("container").cloned().unwrap_or(json!("")),
+            "ContainerConfig": full_config(cfg.get("container_config")),
+            "DockerVersion": cfg.get("docker_version").cloned().unwrap_or(json!("")),
+            "Author": cfg.get("author").cloned().unwrap_or(json!("")),
+            "Config": full_config(cfg.get("config")),
+            "Architecture": rec.architecture,
+            "Os": rec.os,
+            "Size": rec.size,
+            "GraphDriver": {"Data": graph, "Name": "overlay2"},
+            "RootFS": {"Type": "layers", "Layers": rec.rootfs_layers},
+            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        });
+        if let Some(variant) = cfg.get("variant") {
+            v["Variant"] = variant.clone();
+        }
+        if legacy_virtual_size {
+            v["VirtualSize"] = json!(rec.size);
+        }
+        Ok(v)
     }
 
     pub fn image_count(&self) -> usize {
@@ -512,11 +598,21 @@ impl Engine {
                 .clone()
                 .map(berth_types::api::StrOrVec::Many);
         }
+        // Docker: without --memory-swap, swap may add as much as memory.
+        if body.host_config.memory > 0 && body.host_config.memory_swap == 0 {
+            body.host_config.memory_swap = 2 * body.host_config.memory;
+        }
         if body.host_config.network_mode.is_empty() {
             body.host_config.network_mode = "default".into();
         }
-        if body.host_config.log_config.kind.is_empty() {
-            body.host_config.log_config.kind = "json-file".into();
+        self.fill_host_defaults(&mut body.host_config);
+        if body
+            .config
+            .volumes
+            .as_ref()
+            .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()))
+        {
+            body.config.volumes = None;
         }
 
         let rec = ContainerRecord {
@@ -549,6 +645,45 @@ impl Engine {
             },
         );
         Ok(())
+    }
+
+    /// The values dockerd fills in at create time, as inspect shows them.
+    fn fill_host_defaults(&self, h: &mut berth_types::api::HostConfig) {
+        if h.log_config.kind.is_empty() {
+            h.log_config.kind = "json-file".into();
+        }
+        if h.ipc_mode.is_empty() {
+            h.ipc_mode = "private".into();
+        }
+        if h.cgroupns_mode.is_empty() {
+            h.cgroupns_mode = "private".into();
+        }
+        if h.shm_size == 0 {
+            h.shm_size = 64 << 20;
+        }
+        // 0 and -1 both mean "no limit"; dockerd reports null.
+        if h.pids_limit.is_some_and(|p| p <= 0) {
+            h.pids_limit = None;
+        }
+        h.console_size.get_or_insert([0, 0]);
+        // -1 means "unset" (the docker CLI sends it); dockerd reports null.
+        if h.memory_swappiness == Some(-1) {
+            h.memory_swappiness = None;
+        }
+        if h.masked_paths.is_none() {
+            h.masked_paths = Some(if h.privileged {
+                vec![]
+            } else {
+                spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect()
+            });
+        }
+        if h.readonly_paths.is_none() {
+            h.readonly_paths = Some(if h.privileged {
+                vec![]
+            } else {
+                spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect()
+            });
+        }
     }
 
     fn build_spec(&self, rec: &ContainerRecord) -> Result<Value> {
@@ -870,13 +1005,13 @@ impl Engine {
     pub fn attach(&self, key: &str) -> Result<(mpsc::UnboundedReceiver<Output>, bool)> {
         let id = self.resolve_id(key)?;
         self.with_entry(&id, |e| {
-            if matches!(
-                e.rec.state.status,
-                Status::Exited | Status::Dead | Status::Removing
-            ) {
-                return Err(Error::Conflict(
-                    "You cannot attach to a stopped container, start it first".into(),
-                ));
+            // Like dockerd: attaching to a created or stopped container waits
+            // for its next start (`docker start -a`).
+            if e.rec.state.status == Status::Removing {
+                return Err(Error::Conflict(format!(
+                    "container {} is marked for removal",
+                    e.rec.id
+                )));
             }
             let (tx, rx) = mpsc::unbounded_channel();
             e.subs.push(tx);
@@ -1166,6 +1301,15 @@ impl Engine {
                 .unwrap_or_default()
         };
         let upper = opt("upperdir=");
+        // dockerd fills these paths in when the container first starts.
+        let never_started = r.state.started_at == container::ZERO_TIME;
+        let path = |p: &std::path::Path| {
+            if never_started {
+                String::new()
+            } else {
+                p.display().to_string()
+            }
+        };
         Ok(json!({
             "Id": r.id,
             "Created": r.created,
@@ -1173,10 +1317,10 @@ impl Engine {
             "Args": r.args,
             "State": r.api_state(),
             "Image": r.image_id,
-            "ResolvConfPath": r.resolv_conf_path,
-            "HostnamePath": r.hostname_path,
-            "HostsPath": r.hosts_path,
-            "LogPath": r.log_path,
+            "ResolvConfPath": path(&r.resolv_conf_path),
+            "HostnamePath": path(&r.hostname_path),
+            "HostsPath": path(&r.hosts_path),
+            "LogPath": path(&r.log_path),
             "Name": format!("/{}", r.name),
             "RestartCount": r.restart_count,
             "Driver": "overlay2",
@@ -1254,6 +1398,51 @@ fn runtime_create_error(message: &str, command: &str) -> Error {
     Error::Internal(message.to_string())
 }
 
+/// An image's (container) config with every key Docker's `Config` struct
+/// always emits.
+fn full_config(v: Option<&Value>) -> Value {
+    // Stored configs may carry nulls for string fields; drop them first.
+    let mut v = v.cloned().unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.retain(|_, x| !x.is_null());
+    }
+    let c: berth_types::api::ContainerConfig = serde_json::from_value(v).unwrap_or_default();
+    serde_json::to_value(c).unwrap_or(Value::Null)
+}
+
+/// Options of `GET /images/json`.
+#[derive(Debug, Clone, Default)]
+pub struct ImageListQuery {
+    /// API < 1.44 still reports `VirtualSize`.
+    pub legacy_virtual_size: bool,
+    /// API < 1.42 (dockerd 20.10) sends null for empty label maps.
+    pub null_empty_collections: bool,
+    pub references: Vec<String>,
+    pub dangling: Option<bool>,
+}
+
+/// Docker's `reference` filter: a glob (`*`, `?`) against the familiar
+/// `repo:tag`, or against the repository alone when it has no tag.
+pub fn reference_matches(pattern: &str, tag: &str) -> bool {
+    let repo = tag
+        .rsplit_once(':')
+        .filter(|(_, t)| !t.contains('/'))
+        .map(|(r, _)| r)
+        .unwrap_or(tag);
+    glob(pattern.as_bytes(), tag.as_bytes()) || glob(pattern.as_bytes(), repo.as_bytes())
+}
+
+/// Go `path.Match` for `*` and `?` (`*` does not cross `/`).
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
+        (Some(b'?'), Some(c)) if *c != b'/' => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
 fn nofile_hard_limit() -> u64 {
     nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map(|(_, hard)| hard.min(1 << 20))
@@ -1280,6 +1469,17 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reference_filter() {
+        use super::reference_matches as m;
+        assert!(m("busybox", "busybox:latest"));
+        assert!(m("busybox:latest", "busybox:latest"));
+        assert!(!m("busybox:1", "busybox:latest"));
+        assert!(m("berth-test/*", "berth-test/busybox:latest"));
+        assert!(!m("busy", "busybox:latest"));
+        assert!(m("localhost:5000/x", "localhost:5000/x:1"));
+    }
+
     #[test]
     fn signals() {
         assert_eq!(super::parse_signal("SIGKILL").unwrap(), 9);

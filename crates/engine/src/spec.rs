@@ -89,7 +89,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value> {
     });
     if host.memory > 0 {
         resources["memory"] = json!({"limit": host.memory});
-        if host.memory_swap > 0 {
+        if host.memory_swap > 0 && swap_accounting() {
             resources["memory"]["swap"] = json!(host.memory_swap);
         }
     }
@@ -154,14 +154,26 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value> {
                 {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
                 {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"},
             ],
-            "maskedPaths": if host.privileged { vec![] } else { MASKED_PATHS.to_vec() },
-            "readonlyPaths": if host.privileged { vec![] } else { READONLY_PATHS.to_vec() },
+            "maskedPaths": host.masked_paths.clone().unwrap_or_else(|| {
+                if host.privileged { vec![] } else { MASKED_PATHS.iter().map(|s| s.to_string()).collect() }
+            }),
+            "readonlyPaths": host.readonly_paths.clone().unwrap_or_else(|| {
+                if host.privileged { vec![] } else { READONLY_PATHS.iter().map(|s| s.to_string()).collect() }
+            }),
         },
     });
     // The typed model catches shape mistakes before a runtime sees them.
     serde_json::from_value::<oci_spec::runtime::Spec>(spec.clone())
         .map_err(|e| Error::Internal(format!("generated an invalid OCI spec: {e}")))?;
     Ok(spec)
+}
+
+/// Whether the kernel accounts swap per cgroup (v1 `memsw` files, v2
+/// `memory.swap.max`); Docker drops the swap limit otherwise.
+fn swap_accounting() -> bool {
+    let p = std::path::Path::new;
+    p("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+        || p("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
 /// Docker's default set, adjusted by `--cap-add` / `--cap-drop` (`ALL` works

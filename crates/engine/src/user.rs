@@ -102,16 +102,18 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
                 })?,
         };
     }
-    let mut additional_gids: Vec<u32> = if name.is_empty() {
-        vec![]
-    } else {
-        group_entries
-            .iter()
-            .filter(|f| f[3].split(',').any(|m| m == name))
-            .filter_map(|f| f[2].parse().ok())
-            .filter(|g| *g != gid)
-            .collect()
-    };
+    // Like containerd: the primary group is always in the supplementary
+    // list, followed by /etc/group memberships.
+    let mut additional_gids: Vec<u32> = vec![gid];
+    if !name.is_empty() {
+        additional_gids.extend(
+            group_entries
+                .iter()
+                .filter(|f| f[3].split(',').any(|m| m == name))
+                .filter_map(|f| f[2].parse::<u32>().ok())
+                .filter(|g| *g != gid),
+        );
+    }
     additional_gids.dedup();
     Ok(ResolvedUser {
         uid,
@@ -139,7 +141,7 @@ mod tests {
         let r = resolve("nobody", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((r.uid, r.gid), (65534, 65534));
         let r = resolve("web", Some(PASSWD), Some(GROUP)).unwrap();
-        assert_eq!(r.additional_gids, vec![29]);
+        assert_eq!(r.additional_gids, vec![1000, 29]);
         assert_eq!(r.home, "/home/web");
         let r = resolve("1234:5", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((r.uid, r.gid), (1234, 5));

@@ -90,12 +90,14 @@ pub struct LogConfig {
     pub config: BTreeMap<String, String>,
 }
 
-/// `HostConfig` of `POST /containers/create` and of container inspect.
+/// `HostConfig` of `POST /containers/create` and of container inspect, with
+/// the key set dockerd reports (SAMPLE-03).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
     pub binds: Option<Vec<String>>,
-    pub container_i_d_file: String,
+    #[serde(rename = "ContainerIDFile")]
+    pub container_id_file: String,
     pub log_config: LogConfig,
     pub network_mode: String,
     pub port_bindings: Option<Value>,
@@ -106,6 +108,8 @@ pub struct HostConfig {
     pub cap_add: Option<Vec<String>>,
     pub cap_drop: Option<Vec<String>>,
     pub cgroupns_mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<String>>,
     pub dns: Option<Vec<String>>,
     pub dns_options: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
@@ -120,29 +124,65 @@ pub struct HostConfig {
     pub publish_all_ports: bool,
     pub readonly_rootfs: bool,
     pub security_opt: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_opt: Option<HashMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<HashMap<String, String>>,
+    #[serde(rename = "UTSMode")]
     pub uts_mode: String,
     pub userns_mode: String,
     pub shm_size: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctls: Option<HashMap<String, String>>,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub runtime: String,
+    pub console_size: Option<[u64; 2]>,
     pub isolation: String,
     pub cpu_shares: i64,
     pub memory: i64,
     pub nano_cpus: i64,
     pub cgroup_parent: String,
     pub blkio_weight: u16,
+    pub blkio_weight_device: Option<Vec<Value>>,
+    pub blkio_device_read_bps: Option<Vec<Value>>,
+    pub blkio_device_write_bps: Option<Vec<Value>>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Option<Vec<Value>>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Option<Vec<Value>>,
     pub cpu_period: i64,
     pub cpu_quota: i64,
+    pub cpu_realtime_period: i64,
+    pub cpu_realtime_runtime: i64,
     pub cpuset_cpus: String,
     pub cpuset_mems: String,
+    pub devices: Option<Vec<Value>>,
+    pub device_cgroup_rules: Option<Vec<String>>,
+    pub device_requests: Option<Vec<Value>>,
+    pub kernel_memory: i64,
+    #[serde(rename = "KernelMemoryTCP")]
+    pub kernel_memory_tcp: i64,
     pub memory_reservation: i64,
     pub memory_swap: i64,
     pub memory_swappiness: Option<i64>,
-    pub oom_kill_disable: Option<bool>,
+    #[serde(deserialize_with = "null_as_false")]
+    pub oom_kill_disable: bool,
     pub pids_limit: Option<i64>,
     pub ulimits: Option<Vec<Ulimit>>,
-    pub init: Option<bool>,
+    pub cpu_count: i64,
+    pub cpu_percent: i64,
+    #[serde(rename = "IOMaximumIOps")]
+    pub io_maximum_iops: u64,
+    #[serde(rename = "IOMaximumBandwidth")]
+    pub io_maximum_bandwidth: u64,
     pub masked_paths: Option<Vec<String>>,
     pub readonly_paths: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+}
+
+fn null_as_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -235,14 +275,14 @@ pub struct ImageSummary {
     pub id: String,
     pub parent_id: String,
     pub repo_tags: Vec<String>,
-    pub repo_digests: Vec<String>,
+    pub repo_digests: Option<Vec<String>>,
     pub created: i64,
     pub size: i64,
     pub shared_size: i64,
     /// Dropped from the API in 1.44; sent only to older clients.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub virtual_size: Option<i64>,
-    pub labels: HashMap<String, String>,
+    pub labels: Option<HashMap<String, String>>,
     pub containers: i64,
 }
 

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use berth_engine::Engine;
+use berth_engine::{Engine, ImageListQuery};
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -32,8 +34,67 @@ fn json_lines(lines: Vec<serde_json::Value>) -> Response {
 pub async fn list(
     State(engine): State<Arc<Engine>>,
     Extension(v): Extension<ApiVersion>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(engine.list_images(!v.at_least(1, 44)).await?).into_response())
+    let mut query = ImageListQuery {
+        legacy_virtual_size: !v.at_least(1, 44),
+        null_empty_collections: !v.at_least(1, 42),
+        ..Default::default()
+    };
+    if let Some(f) = q.get("filters").filter(|f| !f.is_empty()) {
+        let filters = parse_filters(f)?;
+        for (key, values) in filters {
+            match key.as_str() {
+                "reference" => query.references.extend(values),
+                "dangling" => query.dangling = values.first().map(|v| v == "true" || v == "1"),
+                other => {
+                    return Err(ApiError::bad_request(format!("invalid filter '{other}'")));
+                }
+            }
+        }
+    }
+    Ok(Json(engine.list_images(query).await?).into_response())
+}
+
+/// Docker's `filters` query value: `{"key":{"value":true}}` (or the legacy
+/// `{"key":["value"]}`).
+pub fn parse_filters(raw: &str) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("invalid filter: not an object"))?;
+    Ok(obj
+        .iter()
+        .map(|(k, vals)| {
+            let list = match vals {
+                serde_json::Value::Object(m) => m.keys().cloned().collect(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+                _ => vec![],
+            };
+            (k.clone(), list)
+        })
+        .collect())
+}
+
+/// `GET /images/{name}/json` (names contain slashes, so this takes the rest
+/// of the path).
+pub async fn get_by_name(
+    State(engine): State<Arc<Engine>>,
+    Extension(v): Extension<ApiVersion>,
+    Path(rest): Path<String>,
+) -> Result<Response, ApiError> {
+    match rest.strip_suffix("/json") {
+        Some(name) => {
+            Ok(Json(engine.inspect_image(name, !v.at_least(1, 44)).await?).into_response())
+        }
+        None => Err(ApiError::not_found(format!(
+            "page not found: GET /images/{rest}"
+        ))),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -64,7 +125,6 @@ pub struct CreateQuery {
     repo: Option<String>,
     tag: Option<String>,
     message: Option<String>,
-    changes: Option<String>,
 }
 
 /// `POST /images/create`: `fromSrc=-` imports the body; `fromImage` (pull)
@@ -75,8 +135,15 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
+    // `changes` may repeat, so it is read separately below.
+    let single: Vec<(String, String)> = serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .into_iter()
+        .filter(|(k, _)| k != "changes")
+        .collect();
+    let single = serde_urlencoded::to_string(&single).unwrap_or_default();
     let q: CreateQuery =
-        serde_urlencoded::from_str(&raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        serde_urlencoded::from_str(&single).map_err(|e| ApiError::bad_request(e.to_string()))?;
     // `changes` may repeat.
     let changes: Vec<String> = serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
         .unwrap_or_default()
@@ -84,7 +151,6 @@ pub async fn create(
         .filter(|(k, _)| k == "changes")
         .map(|(_, v)| v)
         .collect();
-    let _ = q.changes;
     match (q.from_src.as_deref(), q.from_image.as_deref()) {
         (Some("-"), _) => {
             let reference = match (

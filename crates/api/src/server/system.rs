@@ -165,11 +165,11 @@ pub async fn info(State(engine): State<Arc<Engine>>) -> Json<serde_json::Value> 
         "Architecture": std::env::consts::ARCH,
         "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {
-            "AllowNondistributableArtifactsCIDRs": null,
-            "AllowNondistributableArtifactsHostnames": null,
+            "AllowNondistributableArtifactsCIDRs": [],
+            "AllowNondistributableArtifactsHostnames": [],
             "InsecureRegistryCIDRs": ["127.0.0.0/8"],
             "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}},
-            "Mirrors": null,
+            "Mirrors": [],
         },
         "NCPU": ncpu,
         "MemTotal": mem_total(),
@@ -182,8 +182,8 @@ pub async fn info(State(engine): State<Arc<Engine>>) -> Json<serde_json::Value> 
         "Labels": [],
         "ExperimentalBuild": false,
         "ServerVersion": ENGINE_VERSION,
-        "Runtimes": {"berth-runtime": {"path": cfg.runtime}},
-        "DefaultRuntime": "berth-runtime",
+        "Runtimes": {cfg.runtime_name.clone(): {"path": cfg.runtime}},
+        "DefaultRuntime": cfg.runtime_name,
         "Swarm": {
             "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false,
             "Error": "", "RemoteManagers": null,
@@ -195,6 +195,6 @@ pub async fn info(State(engine): State<Arc<Engine>>) -> Json<serde_json::Value> 
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
         "SecurityOptions": ["name=cgroupns"],
-        "Warnings": null,
+        "Warnings": [],
     }))
 }
