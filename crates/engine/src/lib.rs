@@ -7,6 +7,7 @@ mod error;
 mod logs;
 mod names;
 pub mod shim;
+pub mod seccomp;
 pub mod spec;
 pub mod user;
 
@@ -485,9 +486,15 @@ impl Engine {
         if argv.is_empty() {
             return Err(Error::InvalidArgument("No command specified".into()));
         }
-        if body.host_config.memory > 0 && body.host_config.memory < 6 << 20 {
+        let warnings = spec::verify_host_config(&mut body.host_config)?;
+        for mode in [&body.host_config.pid_mode, &body.host_config.ipc_mode] {
+            if let Some(other) = mode.strip_prefix("container:") {
+                self.resolve_id(other)?;
+            }
+        }
+        if body.host_config.uts_mode == "host" && !body.config.hostname.is_empty() {
             return Err(Error::InvalidArgument(
-                "Minimum memory limit allowed is 6MB".into(),
+                "Conflicting options: hostname and the UTS mode".into(),
             ));
         }
         let name = match name.filter(|n| !n.is_empty()) {
@@ -536,7 +543,7 @@ impl Engine {
         info!(container = %id, %name, "created");
         Ok(ContainerCreateResponse {
             id,
-            warnings: vec![],
+            warnings,
         })
     }
 
@@ -633,7 +640,7 @@ impl Engine {
             resolv_conf_path: dir.join("resolv.conf"),
         };
         // Validate user and spec now so `create` reports bad input, not `start`.
-        self.build_spec(&rec)?;
+        self.build_spec_for(&rec, false)?;
         self.persist(&rec)?;
         self.inner.lock().unwrap().containers.insert(
             id.to_string(),
@@ -687,6 +694,57 @@ impl Engine {
     }
 
     fn build_spec(&self, rec: &ContainerRecord) -> Result<Value> {
+        self.build_spec_for(rec, true)
+    }
+
+    /// Namespaces of `--pid`/`--ipc container:<id>` (only checked for
+    /// existence at create; joined at start) and the /dev/shm to share.
+    fn joined_namespaces(
+        &self,
+        rec: &ContainerRecord,
+        starting: bool,
+    ) -> Result<(spec::JoinedNamespaces, Option<String>)> {
+        let mut joined = Vec::new();
+        let mut shm = None;
+        for (kind, mode) in [("pid", &rec.host_config.pid_mode), ("ipc", &rec.host_config.ipc_mode)] {
+            let Some(other) = mode.strip_prefix("container:") else {
+                continue;
+            };
+            let other = self.record(other)?;
+            if kind == "ipc" && other.host_config.ipc_mode != "shareable" && other.host_config.ipc_mode != "host" {
+                return Err(Error::Conflict(
+                    "non-shareable IPC (hint: use IpcMode:shareable for the donor container)".into(),
+                ));
+            }
+            if !starting {
+                continue;
+            }
+            if !other.is_running() || other.state.pid <= 0 {
+                return Err(Error::Conflict(format!(
+                    "cannot join {} of a non running container: {}",
+                    kind.to_uppercase(),
+                    other.id
+                )));
+            }
+            joined.push((kind, format!("/proc/{}/ns/{kind}", other.state.pid)));
+            if kind == "ipc" {
+                shm = Some(format!("/proc/{}/root/dev/shm", other.state.pid));
+            }
+        }
+        Ok((joined, shm))
+    }
+
+    fn build_spec_for(&self, rec: &ContainerRecord, starting: bool) -> Result<Value> {
+        let (joined, shm_source) = self.joined_namespaces(rec, starting)?;
+        let init = if rec.host_config.init == Some(true) {
+            Some(find_init().ok_or_else(|| {
+                Error::InvalidArgument(
+                    "exec: \"docker-init\": executable file not found in $PATH".into(),
+                )
+            })?)
+        } else {
+            None
+        };
         let layers: Vec<PathBuf> = rec
             .rootfs_mounts
             .iter()
@@ -697,6 +755,13 @@ impl Engine {
         let passwd = user::read_image_file(&layers, "etc/passwd");
         let group = user::read_image_file(&layers, "etc/group");
         let u = user::resolve(&rec.config.user, passwd.as_deref(), group.as_deref())?;
+        let mut additional_gids = u.additional_gids.clone();
+        for g in rec.host_config.group_add.iter().flatten() {
+            let gid = user::resolve_group(g, group.as_deref())?;
+            if !additional_gids.contains(&gid) {
+                additional_gids.push(gid);
+            }
+        }
         let mut env = rec.config.env.clone().unwrap_or_default();
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(
@@ -743,11 +808,14 @@ impl Engine {
             cwd,
             uid: u.uid,
             gid: u.gid,
-            additional_gids: &u.additional_gids,
+            additional_gids: &additional_gids,
             config: &rec.config,
             host: &rec.host_config,
             etc_files: &etc_files,
             nofile_limit: nofile_hard_limit(),
+            joined: &joined,
+            shm_source: shm_source.as_deref(),
+            init: init.as_deref(),
         })
     }
 
@@ -1100,7 +1168,12 @@ impl Engine {
     async fn signal(&self, id: &str, sig: i32) -> Result<()> {
         match shim::call(&self.shim_socket(id), &Request::Kill { signal: sig }).await {
             Ok(Response::Error { message }) => Err(Error::Internal(message)),
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                if sig == 9 {
+                    self.thaw_if_paused(id).await;
+                }
+                Ok(())
+            }
             // The shim is already gone: the container has exited.
             Err(_) => Ok(()),
         }
@@ -1441,6 +1514,18 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
         (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
         _ => false,
     }
+}
+
+/// The init for `--init`: `docker-init` (tini, as dockerd uses) or
+/// `tini-static` from $PATH.
+fn find_init() -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    ["docker-init", "tini-static"].iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .and_then(|p| std::fs::canonicalize(p).ok())
+    })
 }
 
 fn nofile_hard_limit() -> u64 {

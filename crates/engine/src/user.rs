@@ -123,6 +123,24 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
     })
 }
 
+/// A `--group-add` value: a gid, or a name from the image's /etc/group.
+pub fn resolve_group(g: &str, group: Option<&str>) -> Result<u32> {
+    if let Ok(n) = g.parse::<u32>() {
+        return Ok(n);
+    }
+    group
+        .unwrap_or("")
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == g)
+        .and_then(|f| f[2].parse().ok())
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "Unable to find group {g}: no matching entries in group file"
+            ))
+        })
+}
+
 fn bad_passwd() -> Error {
     Error::InvalidArgument("malformed passwd entry in image".into())
 }
@@ -147,6 +165,16 @@ mod tests {
         assert_eq!((r.uid, r.gid), (1234, 5));
         let r = resolve("1000:nogroup", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((r.uid, r.gid), (1000, 65534));
+    }
+
+    #[test]
+    fn group_add() {
+        assert_eq!(resolve_group("audio", Some(GROUP)).unwrap(), 29);
+        assert_eq!(resolve_group("4242", None).unwrap(), 4242);
+        assert!(resolve_group("ghosts", Some(GROUP))
+            .unwrap_err()
+            .to_string()
+            .contains("Unable to find group ghosts"));
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Create and run a new container from an image
     Run(run::RunArgs),
+    /// Create a new container
+    Create(run::RunArgs),
     /// List containers
     Ps(containers::PsArgs),
     /// Remove one or more containers
@@ -108,6 +110,7 @@ pub fn main() -> i32 {
 async fn dispatch(client: &Client, cmd: Command) -> CliResult {
     match cmd {
         Command::Run(a) => run::run(client, a).await,
+        Command::Create(a) => run::create(client, a).await,
         Command::Ps(a) => containers::ps(client, a).await,
         Command::Rm(a) => containers::rm(client, a).await,
         Command::Logs(a) => containers::logs(client, a).await,

@@ -37,14 +37,14 @@ pub struct RunArgs {
     #[arg(long)]
     memory_swap: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long)]
-    pids_limit: Option<i64>,
+    #[arg(long, allow_hyphen_values = true)]
+    pids_limit: Option<String>,
     /// Number of CPUs
     #[arg(long)]
-    cpus: Option<f64>,
+    cpus: Option<String>,
     /// CPU shares (relative weight)
     #[arg(short = 'c', long)]
-    cpu_shares: Option<i64>,
+    cpu_shares: Option<String>,
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long)]
     entrypoint: Option<String>,
@@ -82,8 +82,194 @@ pub struct RunArgs {
     #[arg(long)]
     stop_signal: Option<String>,
     /// Timeout (in seconds) to stop a container
+    #[arg(long, allow_hyphen_values = true)]
+    stop_timeout: Option<String>,
+    /// Read in a file of environment variables
     #[arg(long)]
-    stop_timeout: Option<i64>,
+    env_file: Vec<String>,
+    /// Add additional groups to join
+    #[arg(long)]
+    group_add: Vec<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    domainname: Option<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long)]
+    label_file: Vec<String>,
+    /// Write the container ID to the file
+    #[arg(long)]
+    cidfile: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    init: bool,
+    /// Add a host device to the container
+    #[arg(long)]
+    device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long)]
+    device_cgroup_rule: Vec<String>,
+    /// Sysctl options
+    #[arg(long)]
+    sysctl: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long)]
+    shm_size: Option<String>,
+    /// PID namespace to use
+    #[arg(long)]
+    pid: Option<String>,
+    /// IPC mode to use
+    #[arg(long)]
+    ipc: Option<String>,
+    /// UTS namespace to use
+    #[arg(long)]
+    uts: Option<String>,
+    /// Cgroup namespace to use (host|private)
+    #[arg(long)]
+    cgroupns: Option<String>,
+    /// Disable OOM Killer
+    #[arg(long)]
+    oom_kill_disable: bool,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long, allow_hyphen_values = true)]
+    oom_score_adj: Option<String>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    restart: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    platform: Option<String>,
+    /// Memory soft limit
+    #[arg(long)]
+    memory_reservation: Option<String>,
+    /// Kernel memory limit
+    #[arg(long)]
+    kernel_memory: Option<String>,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swappiness: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long)]
+    cpu_period: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_quota: Option<String>,
+    /// Limit CPU real-time period in microseconds
+    #[arg(long)]
+    cpu_rt_period: Option<String>,
+    /// Limit CPU real-time runtime in microseconds
+    #[arg(long)]
+    cpu_rt_runtime: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    /// CPU count (Windows only)
+    #[arg(long)]
+    cpu_count: Option<String>,
+    /// CPU percent (Windows only)
+    #[arg(long)]
+    cpu_percent: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long)]
+    blkio_weight: Option<String>,
+    /// Block IO weight (relative device weight)
+    #[arg(long)]
+    blkio_weight_device: Vec<String>,
+    /// Limit read rate (bytes per second) from a device
+    #[arg(long)]
+    device_read_bps: Vec<String>,
+    /// Limit write rate (bytes per second) to a device
+    #[arg(long)]
+    device_write_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device
+    #[arg(long)]
+    device_read_iops: Vec<String>,
+    /// Limit write rate (IO per second) to a device
+    #[arg(long)]
+    device_write_iops: Vec<String>,
+    /// Optional parent cgroup for the container
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// Runtime to use for this container
+    #[arg(long)]
+    runtime: Option<String>,
+    /// Container isolation technology
+    #[arg(long)]
+    isolation: Option<String>,
+    /// User namespace to use
+    #[arg(long)]
+    userns: Option<String>,
+    /// Skip image verification (accepted; berth does not verify)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    disable_content_trust: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long)]
+    pull: Option<String>,
+    // Options of later issues: parsed, answered with "not implemented yet".
+    #[arg(short = 'p', long, hide = true)]
+    publish: Vec<String>,
+    #[arg(short = 'P', long, hide = true)]
+    publish_all: bool,
+    #[arg(long, hide = true)]
+    expose: Vec<String>,
+    #[arg(long, visible_alias = "net", hide = true)]
+    network: Option<String>,
+    #[arg(long, visible_alias = "net-alias", hide = true)]
+    network_alias: Vec<String>,
+    #[arg(long, hide = true)]
+    dns: Vec<String>,
+    #[arg(long, visible_alias = "dns-opt", hide = true)]
+    dns_option: Vec<String>,
+    #[arg(long, hide = true)]
+    dns_search: Vec<String>,
+    #[arg(long, hide = true)]
+    add_host: Vec<String>,
+    #[arg(short = 'v', long, hide = true)]
+    volume: Vec<String>,
+    #[arg(long, hide = true)]
+    mount: Vec<String>,
+    #[arg(long, hide = true)]
+    tmpfs: Vec<String>,
+    #[arg(long, hide = true)]
+    volumes_from: Vec<String>,
+    #[arg(long, hide = true)]
+    volume_driver: Option<String>,
+    #[arg(long, hide = true)]
+    link: Vec<String>,
+    #[arg(long, hide = true)]
+    link_local_ip: Vec<String>,
+    #[arg(long, hide = true)]
+    ip: Option<String>,
+    #[arg(long, hide = true)]
+    ip6: Option<String>,
+    #[arg(long, hide = true)]
+    mac_address: Option<String>,
+    #[arg(long, hide = true)]
+    log_driver: Option<String>,
+    #[arg(long, hide = true)]
+    log_opt: Vec<String>,
+    #[arg(long, hide = true)]
+    health_cmd: Option<String>,
+    #[arg(long, hide = true)]
+    health_interval: Option<String>,
+    #[arg(long, hide = true)]
+    health_retries: Option<String>,
+    #[arg(long, hide = true)]
+    health_start_period: Option<String>,
+    #[arg(long, hide = true)]
+    health_timeout: Option<String>,
+    #[arg(long, hide = true)]
+    no_healthcheck: bool,
+    #[arg(long, hide = true)]
+    gpus: Option<String>,
+    #[arg(long, hide = true)]
+    storage_opt: Vec<String>,
+    #[arg(long, hide = true)]
+    io_maxbandwidth: Option<String>,
+    #[arg(long, hide = true)]
+    io_maxiops: Option<String>,
     /// Image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
     image_and_command: Vec<String>,
@@ -114,7 +300,7 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
 fn usage_error(message: String) -> Failure {
     Failure {
         code: 125,
-        message: format!("berth: {message}\nSee 'berth run --help'."),
+        message: format!("berth: {}.\nSee 'berth run --help'.", message.trim_end_matches('.')),
     }
 }
 
@@ -138,7 +324,206 @@ fn daemon_error(e: ClientError) -> Failure {
     }
 }
 
+fn flag_error(value: &str, flag: &str, e: impl std::fmt::Display) -> Failure {
+    usage_error(format!("invalid argument \"{value}\" for \"{flag}\" flag: {e}"))
+}
+
+fn parse_num<T: std::str::FromStr>(v: &Option<String>, flag: &str) -> Result<Option<T>, Failure> {
+    v.as_ref()
+        .map(|x| {
+            x.parse::<T>()
+                .map_err(|_| flag_error(x, flag, format!("strconv.ParseInt: parsing \"{x}\": invalid syntax")))
+        })
+        .transpose()
+}
+
+fn parse_size(v: &Option<String>, flag: &str) -> Result<i64, Failure> {
+    match v {
+        None => Ok(0),
+        Some(x) => parse_bytes(x).map_err(|e| flag_error(x, flag, e)),
+    }
+}
+
+/// `KEY=value` lines of an --env-file / --label-file (Docker's rules:
+/// blank lines and `#` comments skipped; a bare name takes the value of the
+/// CLI's environment when `lookup`).
+fn read_kv_file(path: &str, lookup: bool) -> Result<Vec<String>, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        usage_error(format!("open {path}: {}", io_text(&e)))
+    })?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = match line.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (line.trim_end(), None),
+        };
+        if name.contains(char::is_whitespace) {
+            return Err(usage_error(format!("variable '{name}' contains whitespaces")));
+        }
+        match value {
+            Some(_) => out.push(line.to_string()),
+            None if lookup => match std::env::var(name) {
+                Ok(v) => out.push(format!("{name}={v}")),
+                Err(_) => out.push(name.to_string()),
+            },
+            None => out.push(name.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+fn io_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => s,
+    }
+}
+
+fn valid_device_mode(m: &str) -> bool {
+    !m.is_empty() && m.len() <= 3 && m.chars().all(|c| "rwm".contains(c))
+        && m.chars().collect::<std::collections::HashSet<_>>().len() == m.len()
+}
+
+/// `--device SRC[:DST][:PERMS]` (docker's validateLinuxPath + parseDevice).
+fn parse_device(d: &str) -> Result<serde_json::Value, Failure> {
+    let err = |m: String| flag_error(d, "--device", m);
+    let parts: Vec<&str> = d.split(':').collect();
+    if parts.len() > 3 || parts[0].is_empty() {
+        return Err(err(format!("bad format for path: {d}")));
+    }
+    let (src, mut dst, mut perms) = (parts[0], parts[0], "rwm");
+    match parts.len() {
+        2 if valid_device_mode(parts[1]) => perms = parts[1],
+        2 => dst = parts[1],
+        3 => {
+            dst = parts[1];
+            perms = parts[2];
+            if !valid_device_mode(perms) {
+                return Err(err(format!("bad mode specified: {perms}")));
+            }
+        }
+        _ => {}
+    }
+    if !dst.starts_with('/') {
+        return Err(err(format!("{dst} is not an absolute path")));
+    }
+    Ok(serde_json::json!({"PathOnHost": src, "PathInContainer": dst, "CgroupPermissions": perms}))
+}
+
+fn parse_cgroup_rule(r: &str) -> Result<String, Failure> {
+    let w: Vec<&str> = r.split_whitespace().collect();
+    let ok = match w.as_slice() {
+        [t, mm, acc] => {
+            ["a", "b", "c"].contains(t)
+                && mm.split_once(':').is_some_and(|(a, b)| {
+                    [a, b].iter().all(|x| *x == "*" || (!x.is_empty() && x.bytes().all(|c| c.is_ascii_digit())))
+                })
+                && valid_device_mode(acc)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(r.to_string())
+    } else {
+        Err(flag_error(r, "--device-cgroup-rule", format!("invalid device cgroup format '{r}'")))
+    }
+}
+
+/// `--device-read-bps /dev/sda:1mb` and friends: {"Path", "Rate"}.
+fn parse_throttle(v: &str, flag: &str, bytes: bool) -> Result<serde_json::Value, Failure> {
+    let Some((path, rate)) = v.split_once(':').filter(|(p, _)| p.starts_with("/dev/")) else {
+        return Err(flag_error(v, flag, format!("bad format: {v}")));
+    };
+    let rate = if bytes {
+        parse_bytes(rate).ok()
+    } else {
+        rate.parse::<i64>().ok().filter(|r| *r >= 0)
+    }
+    .ok_or_else(|| {
+        flag_error(v, flag, format!(
+            "invalid rate for device: {v}. The correct format is <device-path>:<number>{}. Number must be a positive integer.{}",
+            if bytes { "[<unit>]" } else { "" },
+            if bytes { " Unit is optional and can be kb, mb, or gb" } else { "" }
+        ))
+    })?;
+    Ok(serde_json::json!({"Path": path, "Rate": rate}))
+}
+
+const SYSCTL_IPC: &[&str] = &[
+    "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+    "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+];
+
+const ULIMITS: &[&str] = &[
+    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+    "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+];
+
+/// The first option of a later issue that was given, if any.
+fn not_implemented(a: &RunArgs) -> Option<&'static str> {
+    [
+        (!a.publish.is_empty(), "--publish"),
+        (a.publish_all, "--publish-all"),
+        (!a.expose.is_empty(), "--expose"),
+        (a.network.is_some(), "--network"),
+        (!a.network_alias.is_empty(), "--network-alias"),
+        (!a.dns.is_empty(), "--dns"),
+        (!a.dns_option.is_empty(), "--dns-option"),
+        (!a.dns_search.is_empty(), "--dns-search"),
+        (!a.add_host.is_empty(), "--add-host"),
+        (!a.volume.is_empty(), "--volume"),
+        (!a.mount.is_empty(), "--mount"),
+        (!a.tmpfs.is_empty(), "--tmpfs"),
+        (!a.volumes_from.is_empty(), "--volumes-from"),
+        (a.volume_driver.is_some(), "--volume-driver"),
+        (!a.link.is_empty(), "--link"),
+        (!a.link_local_ip.is_empty(), "--link-local-ip"),
+        (a.ip.is_some(), "--ip"),
+        (a.ip6.is_some(), "--ip6"),
+        (a.mac_address.is_some(), "--mac-address"),
+        (a.log_driver.is_some(), "--log-driver"),
+        (!a.log_opt.is_empty(), "--log-opt"),
+        (a.health_cmd.is_some(), "--health-cmd"),
+        (a.health_interval.is_some(), "--health-interval"),
+        (a.health_retries.is_some(), "--health-retries"),
+        (a.health_start_period.is_some(), "--health-start-period"),
+        (a.health_timeout.is_some(), "--health-timeout"),
+        (a.no_healthcheck, "--no-healthcheck"),
+        (a.gpus.is_some(), "--gpus"),
+        (!a.storage_opt.is_empty(), "--storage-opt"),
+        (a.userns.as_deref().is_some_and(|u| !u.is_empty() && u != "host"), "--userns"),
+        (a.cgroup_parent.is_some(), "--cgroup-parent"),
+        (a.pull.as_deref().is_some_and(|p| p != "missing" && p != "never"), "--pull"),
+    ]
+    .into_iter()
+    .find_map(|(given, name)| given.then_some(name))
+}
+
 fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
+    if let Some(flag) = not_implemented(a) {
+        return Err(usage_error(format!("{flag} is not implemented yet")));
+    }
+    for (v, flag) in [(&a.io_maxbandwidth, "--io-maxbandwidth"), (&a.io_maxiops, "--io-maxiops")] {
+        if v.is_some() {
+            return Err(usage_error(format!("{flag} is only supported on Windows")));
+        }
+    }
+    if let Some(p) = &a.platform {
+        let norm = p.to_ascii_lowercase();
+        if !["linux", "linux/amd64", "amd64", "linux/x86_64", "x86_64"].contains(&norm.as_str()) {
+            return Err(usage_error(format!(
+                "image with reference {} was found but does not match the specified platform: wanted {p}, actual: linux/amd64",
+                a.image_and_command[0]
+            )));
+        }
+    }
     let mut body = ContainerCreateBody::default();
     let c = &mut body.config;
     c.image = a.image_and_command[0].clone();
@@ -153,16 +538,35 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
             vec![ep.clone()]
         }));
     }
-    c.env = Some(a.env.clone());
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(read_kv_file(f, true)?);
+    }
+    for e in &a.env {
+        if e.contains('=') {
+            env.push(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            env.push(format!("{e}={v}"));
+        } else {
+            env.push(e.clone());
+        }
+    }
+    c.env = Some(env);
     c.working_dir = a.workdir.clone().unwrap_or_default();
     c.user = a.user.clone().unwrap_or_default();
     c.hostname = a.hostname.clone().unwrap_or_default();
+    c.domainname = a.domainname.clone().unwrap_or_default();
     c.attach_stdout = !a.detach;
     c.attach_stderr = !a.detach;
     c.stop_signal = a.stop_signal.clone();
-    c.stop_timeout = a.stop_timeout;
+    c.stop_timeout = parse_num(&a.stop_timeout, "--stop-timeout")?;
+    let mut labels = Vec::new();
+    for f in &a.label_file {
+        labels.extend(read_kv_file(f, false)?);
+    }
+    labels.extend(a.label.iter().cloned());
     c.labels = Some(
-        a.label
+        labels
             .iter()
             .map(|l| match l.split_once('=') {
                 Some((k, v)) => (k.to_string(), v.to_string()),
@@ -172,56 +576,188 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
     );
     let h = &mut body.host_config;
     h.auto_remove = a.rm;
-    if let Some(m) = &a.memory {
-        h.memory = parse_bytes(m).map_err(|e| {
-            usage_error(format!(
-                "invalid argument \"{m}\" for \"-m, --memory\" flag: {e}"
-            ))
-        })?;
-    }
+    h.memory = parse_size(&a.memory, "-m, --memory")?;
     if let Some(m) = &a.memory_swap {
         h.memory_swap = if m == "-1" {
             -1
         } else {
-            parse_bytes(m).map_err(usage_error)?
+            parse_bytes(m).map_err(|e| flag_error(m, "--memory-swap", e))?
         };
     }
-    h.pids_limit = a.pids_limit;
-    if let Some(cpus) = a.cpus {
-        h.nano_cpus = (cpus * 1e9) as i64;
+    h.memory_reservation = parse_size(&a.memory_reservation, "--memory-reservation")?;
+    h.kernel_memory = parse_size(&a.kernel_memory, "--kernel-memory")?;
+    h.memory_swappiness = Some(parse_num(&a.memory_swappiness, "--memory-swappiness")?.unwrap_or(-1));
+    h.shm_size = parse_size(&a.shm_size, "--shm-size")?;
+    h.pids_limit = parse_num(&a.pids_limit, "--pids-limit")?;
+    if let Some(cpus) = &a.cpus {
+        let n: f64 = cpus
+            .parse()
+            .map_err(|_| flag_error(cpus, "--cpus", format!("failed to parse {cpus} as a rational number")))?;
+        h.nano_cpus = (n * 1e9).round() as i64;
     }
-    h.cpu_shares = a.cpu_shares.unwrap_or(0);
+    h.cpu_shares = parse_num(&a.cpu_shares, "-c, --cpu-shares")?.unwrap_or(0);
+    h.cpu_period = parse_num(&a.cpu_period, "--cpu-period")?.unwrap_or(0);
+    h.cpu_quota = parse_num(&a.cpu_quota, "--cpu-quota")?.unwrap_or(0);
+    h.cpu_realtime_period = parse_num(&a.cpu_rt_period, "--cpu-rt-period")?.unwrap_or(0);
+    h.cpu_realtime_runtime = parse_num(&a.cpu_rt_runtime, "--cpu-rt-runtime")?.unwrap_or(0);
+    h.cpu_count = parse_num(&a.cpu_count, "--cpu-count")?.unwrap_or(0);
+    h.cpu_percent = parse_num(&a.cpu_percent, "--cpu-percent")?.unwrap_or(0);
+    h.cpuset_cpus = a.cpuset_cpus.clone().unwrap_or_default();
+    h.cpuset_mems = a.cpuset_mems.clone().unwrap_or_default();
+    h.blkio_weight = parse_num(&a.blkio_weight, "--blkio-weight")?.unwrap_or(0);
+    let mut weights = Vec::new();
+    for w in &a.blkio_weight_device {
+        let bad = || flag_error(w, "--blkio-weight-device", format!("bad format: {w}"));
+        let (path, weight) = w.split_once(':').filter(|(p, _)| p.starts_with("/dev/")).ok_or_else(bad)?;
+        let weight: u16 = weight
+            .parse()
+            .ok()
+            .filter(|n| *n == 0 || (10..=1000).contains(n))
+            .ok_or_else(|| flag_error(w, "--blkio-weight-device", format!("invalid weight for device: {w}")))?;
+        weights.push(serde_json::json!({"Path": path, "Weight": weight}));
+    }
+    h.blkio_weight_device = Some(weights);
+    let throttles = |list: &[String], flag: &str, bytes: bool| -> Result<Option<Vec<serde_json::Value>>, Failure> {
+        list.iter().map(|v| parse_throttle(v, flag, bytes)).collect::<Result<Vec<_>, _>>().map(Some)
+    };
+    h.blkio_device_read_bps = throttles(&a.device_read_bps, "--device-read-bps", true)?;
+    h.blkio_device_write_bps = throttles(&a.device_write_bps, "--device-write-bps", true)?;
+    h.blkio_device_read_iops = throttles(&a.device_read_iops, "--device-read-iops", false)?;
+    h.blkio_device_write_iops = throttles(&a.device_write_iops, "--device-write-iops", false)?;
+    h.devices = Some(a.device.iter().map(|d| parse_device(d)).collect::<Result<_, _>>()?);
+    h.device_cgroup_rules = Some(
+        a.device_cgroup_rule
+            .iter()
+            .map(|r| parse_cgroup_rule(r))
+            .collect::<Result<_, _>>()?,
+    );
     h.cap_add = Some(a.cap_add.clone());
     h.cap_drop = Some(a.cap_drop.clone());
-    h.security_opt = Some(a.security_opt.clone());
+    let mut security = Vec::new();
+    for o in &a.security_opt {
+        // Like the docker CLI: a seccomp profile file is sent as its JSON.
+        let file = o
+            .strip_prefix("seccomp=")
+            .or_else(|| o.strip_prefix("seccomp:"))
+            .filter(|v| *v != "unconfined" && *v != "builtin");
+        match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    usage_error(format!("opening seccomp profile ({path}) failed: open {path}: {}", io_text(&e)))
+                })?;
+                let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                    usage_error(format!("compacting json for seccomp profile ({path}) failed: {e}"))
+                })?;
+                security.push(format!("seccomp={v}"));
+            }
+            None => security.push(o.clone()),
+        }
+    }
+    h.security_opt = Some(security);
     h.privileged = a.privileged;
     h.readonly_rootfs = a.read_only;
     h.network_mode = "default".into();
+    h.group_add = Some(a.group_add.clone());
+    h.container_id_file = a.cidfile.clone().unwrap_or_default();
+    if a.init {
+        h.init = Some(true);
+    }
+    h.oom_kill_disable = a.oom_kill_disable;
+    h.oom_score_adj = parse_num(&a.oom_score_adj, "--oom-score-adj")?.unwrap_or(0);
+    if let Some(p) = &a.pid {
+        if p != "host" && !p.strip_prefix("container:").is_some_and(|c| !c.is_empty()) && !p.is_empty() {
+            return Err(usage_error("--pid: invalid PID mode".into()));
+        }
+        h.pid_mode = p.clone();
+    }
+    if let Some(u) = &a.uts {
+        if u != "host" && !u.is_empty() {
+            return Err(usage_error("--uts: invalid UTS mode".into()));
+        }
+        h.uts_mode = u.clone();
+    }
+    h.ipc_mode = a.ipc.clone().unwrap_or_default();
+    if let Some(c) = &a.cgroupns {
+        if c != "host" && c != "private" {
+            return Err(usage_error("--cgroupns: invalid CGROUP mode".into()));
+        }
+        h.cgroupns_mode = c.clone();
+    }
+    h.userns_mode = a.userns.clone().unwrap_or_default();
+    h.runtime = a.runtime.clone().unwrap_or_default();
+    h.isolation = a.isolation.clone().unwrap_or_default();
+    if let Some(r) = &a.restart {
+        let (name, count) = match r.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (r.as_str(), None),
+        };
+        match (name, count) {
+            ("no" | "always" | "unless-stopped", Some(_)) => {
+                return Err(usage_error(format!(
+                    "maximum retry count cannot be used with restart policy '{name}'"
+                )))
+            }
+            ("no" | "always" | "unless-stopped" | "on-failure" | "", _) => {}
+            _ => return Err(usage_error(format!("invalid restart policy {name}"))),
+        }
+        if a.rm && !matches!(name, "no" | "") {
+            return Err(usage_error("Conflicting options: --restart and --rm".into()));
+        }
+        h.restart_policy.name = name.to_string();
+        h.restart_policy.maximum_retry_count = match count {
+            Some(c) => c.parse().map_err(|_| usage_error(format!("invalid restart policy format: maximum retry count must be an integer: {c}")))?,
+            None => 0,
+        };
+    } else {
+        h.restart_policy.name = "no".into();
+    }
+    let mut sysctls = std::collections::HashMap::new();
+    for kv in &a.sysctl {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(flag_error(kv, "--sysctl", format!("sysctl '{kv}' is not whitelisted")));
+        };
+        if !(SYSCTL_IPC.contains(&k) || k.starts_with("fs.mqueue.") || k.starts_with("net.")) {
+            return Err(flag_error(kv, "--sysctl", format!("sysctl '{kv}' is not whitelisted")));
+        }
+        sysctls.insert(k.to_string(), v.to_string());
+    }
+    if !sysctls.is_empty() {
+        h.sysctls = Some(sysctls);
+    }
     let mut ulimits = Vec::new();
     for u in &a.ulimit {
-        let (name, vals) = u
-            .split_once('=')
-            .ok_or_else(|| usage_error(format!("invalid ulimit argument: {u}")))?;
+        let bad = || flag_error(u, "--ulimit", format!("invalid ulimit argument: {u}"));
+        let (name, vals) = u.split_once('=').ok_or_else(bad)?;
+        if !ULIMITS.contains(&name) {
+            return Err(flag_error(u, "--ulimit", format!("invalid ulimit type: {name}")));
+        }
         let (soft, hard) = match vals.split_once(':') {
             Some((s, h)) => (s, h),
             None => (vals, vals),
         };
-        let parse = |v: &str| {
-            v.parse::<i64>()
-                .map_err(|_| usage_error(format!("invalid ulimit argument: {u}")))
-        };
-        ulimits.push(Ulimit {
-            name: name.into(),
-            soft: parse(soft)?,
-            hard: parse(hard)?,
-        });
+        let (soft, hard): (i64, i64) = (soft.parse().map_err(|_| bad())?, hard.parse().map_err(|_| bad())?);
+        if soft > hard {
+            return Err(flag_error(u, "--ulimit", format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            )));
+        }
+        ulimits.push(Ulimit { name: name.into(), soft, hard });
     }
     h.ulimits = Some(ulimits);
     Ok(body)
 }
 
-pub async fn run(client: &Client, a: RunArgs) -> CliResult {
-    let body = build_body(&a)?;
+/// Create the container (`berth create` and the first step of `run`):
+/// its id, after printing the daemon's warnings; writes `--cidfile`.
+async fn create_container(client: &Client, a: &RunArgs) -> Result<String, Failure> {
+    let body = build_body(a)?;
+    if let Some(f) = &a.cidfile {
+        if std::path::Path::new(f).exists() {
+            return Err(usage_error(format!(
+                "Container ID file found, make sure the other container isn't running or delete {f}"
+            )));
+        }
+    }
     let image = body.config.image.clone();
     let path = match &a.name {
         Some(n) => format!("/containers/create?name={}", q(n)),
@@ -255,12 +791,33 @@ pub async fn run(client: &Client, a: RunArgs) -> CliResult {
                 }),
             });
         }
-        Err(e) => return Err(daemon_error(e)),
+        Err(e) => return Err(create_error(e)),
     };
-    let id = created.id;
     for w in &created.warnings {
         eprintln!("WARNING: {w}");
     }
+    if let Some(f) = &a.cidfile {
+        std::fs::write(f, &created.id).map_err(|e| usage_error(format!("failed to write the container ID to the file: {e}")))?;
+    }
+    Ok(created.id)
+}
+
+/// Errors of the create step: always 125, like docker.
+fn create_error(e: ClientError) -> Failure {
+    let mut f = daemon_error(e);
+    f.code = 125;
+    f
+}
+
+/// `berth create`: print the new container's id.
+pub async fn create(client: &Client, a: RunArgs) -> CliResult {
+    let id = create_container(client, &a).await?;
+    println!("{id}");
+    Ok(0)
+}
+
+pub async fn run(client: &Client, a: RunArgs) -> CliResult {
+    let id = create_container(client, &a).await?;
     if a.detach {
         client
             .call(
