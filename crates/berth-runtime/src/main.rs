@@ -62,6 +62,10 @@ enum Cmd {
         #[arg(default_value = "SIGTERM")]
         signal: String,
     },
+    /// Freeze all processes of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
     /// Delete a container.
     Delete {
         #[arg(short, long)]
@@ -145,6 +149,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string_pretty(&st)?);
         }
         Cmd::Kill { all, id, signal } => rt.kill(&id, &signal, all)?,
+        Cmd::Pause { id } => rt.pause(&id)?,
+        Cmd::Resume { id } => rt.resume(&id)?,
         Cmd::Delete { force, id } => match rt.delete(&id, force) {
             // runc: deleting a missing container with --force is not an error.
             Err(berth_runtime::Error::NotFound(_)) if force => {}

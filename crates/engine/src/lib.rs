@@ -4,6 +4,7 @@
 
 pub mod container;
 mod error;
+pub mod lifecycle;
 mod logs;
 mod names;
 pub mod shim;

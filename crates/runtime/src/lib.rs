@@ -224,6 +224,18 @@ impl Runtime {
         Ok(())
     }
 
+    /// `pause`: freeze every process of the container (cgroup freezer).
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let mut c = self.load(id)?;
+        c.pause().map_err(lc(format!("pause container {id}")))
+    }
+
+    /// `resume`: thaw a paused container.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let mut c = self.load(id)?;
+        c.resume().map_err(lc(format!("resume container {id}")))
+    }
+
     /// `delete`: remove a stopped (or, with `force`, any) container.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let mut c = self.load(id)?;

@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use berth_engine::{Engine, LogEntry, LogOptions, Output, WaitCondition};
+use berth_engine::lifecycle::{parse_filters, ListQuery, UpdateBody};
 use berth_types::api::ContainerCreateBody;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
@@ -55,14 +56,92 @@ pub async fn create(
 pub async fn list(State(engine): State<Arc<Engine>>, Query(q): Q) -> Result<Response, ApiError> {
     let limit = int(&q, "limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let all = flag(&q, "all", false) || limit.is_some();
-    Ok(Json(engine.list(all, limit)).into_response())
+    let query = ListQuery {
+        all,
+        limit,
+        size: flag(&q, "size", false),
+        filters: parse_filters(q.get("filters").map(String::as_str))?,
+    };
+    Ok(Json(engine.list_containers(query).await?).into_response())
 }
 
 pub async fn inspect(
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
+    Query(q): Q,
 ) -> Result<Response, ApiError> {
-    Ok(Json(engine.inspect(&id)?).into_response())
+    Ok(Json(engine.inspect_container(&id, flag(&q, "size", false)).await?).into_response())
+}
+
+pub async fn restart(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    engine
+        .restart(
+            &id,
+            int(&q, "t")?,
+            q.get("signal").cloned().filter(|s| !s.is_empty()),
+        )
+        .await?;
+    Ok(no_content())
+}
+
+pub async fn pause(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    engine.pause(&id).await?;
+    Ok(no_content())
+}
+
+pub async fn unpause(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    engine.unpause(&id).await?;
+    Ok(no_content())
+}
+
+pub async fn rename(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    engine.rename(&id, q.get("name").map(String::as_str).unwrap_or(""))?;
+    Ok(no_content())
+}
+
+pub async fn update(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: UpdateBody = parse_json(&body)?;
+    let warnings = engine.update_container(&id, body).await?;
+    // dockerd sends null for no warnings.
+    let warnings = (!warnings.is_empty()).then_some(warnings);
+    Ok(Json(serde_json::json!({ "Warnings": warnings })).into_response())
+}
+
+pub async fn top(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    let resp = engine
+        .top(&id, q.get("ps_args").map(String::as_str))
+        .await?;
+    Ok(Json(resp).into_response())
+}
+
+pub async fn prune(
+    State(engine): State<Arc<Engine>>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    let filters = parse_filters(q.get("filters").map(String::as_str))?;
+    Ok(Json(engine.prune(&filters).await?).into_response())
 }
 
 pub async fn start(

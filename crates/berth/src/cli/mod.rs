@@ -41,6 +41,31 @@ pub enum Command {
     Stop(containers::StopArgs),
     /// Kill one or more running containers
     Kill(containers::KillArgs),
+    /// Start one or more stopped containers
+    Start(containers::StartArgs),
+    /// Restart one or more containers
+    Restart(containers::RestartArgs),
+    /// Pause all processes within one or more containers
+    Pause(containers::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(containers::NamesArgs),
+    /// Rename a container
+    Rename(containers::RenameArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(containers::NamesArgs),
+    /// Update configuration of one or more containers
+    Update(containers::UpdateArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(containers::PortArgs),
+    /// Display the running processes of a container
+    Top(containers::TopArgs),
+    /// Return low-level information on Docker objects
+    Inspect(containers::InspectArgs),
+    /// Manage containers
+    Container {
+        #[command(subcommand)]
+        cmd: containers::ContainerCmd,
+    },
     /// List images
     Images(images::ImagesArgs),
     /// Load an image from a tar archive or STDIN
@@ -116,6 +141,17 @@ async fn dispatch(client: &Client, cmd: Command) -> CliResult {
         Command::Logs(a) => containers::logs(client, a).await,
         Command::Stop(a) => containers::stop(client, a).await,
         Command::Kill(a) => containers::kill(client, a).await,
+        Command::Start(a) => containers::start(client, a).await,
+        Command::Restart(a) => containers::restart(client, a).await,
+        Command::Pause(a) => containers::pause(client, a).await,
+        Command::Unpause(a) => containers::unpause(client, a).await,
+        Command::Rename(a) => containers::rename(client, a).await,
+        Command::Wait(a) => containers::wait(client, a).await,
+        Command::Update(a) => containers::update(client, a).await,
+        Command::Port(a) => containers::port(client, a).await,
+        Command::Top(a) => containers::top(client, a).await,
+        Command::Inspect(a) => containers::inspect(client, a, None).await,
+        Command::Container { cmd } => containers::container(client, cmd).await,
         Command::Images(a) => images::images(client, a).await,
         Command::Load(a) => images::load(client, a).await,
         Command::Import(a) => images::import(client, a).await,
