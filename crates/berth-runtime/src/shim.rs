@@ -5,11 +5,18 @@
 //! `ShimReady` line and exits; the child (the shim) detaches (setsid,
 //! subreaper, stdio to /dev/null), mounts the rootfs, runs `runtime create`,
 //! owns the container's stdio pipes, serves the socket, reaps init, writes
-//! the exit file and cleans up. Threads are used only after the fork; the
-//! runtime is always a child process.
+//! the exit file and cleans up. Threads are used only after the fork.
+//!
+//! When the configured runtime is this very binary on a read-only mount
+//! (berthd's `<exec-root>/bin/berth-runtime`), create/start/kill/delete run
+//! in-process through the `berth_runtime` library instead of exec'ing it:
+//! `create` forks without exec, so it runs in `setup` while we are still
+//! single-threaded; start/kill/delete never fork and run on any thread.
+//! Other runtimes (runc, crun, or berth-runtime from a writable path, which
+//! must re-exec from a sealed copy) are exec'd.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -54,8 +61,11 @@ pub fn main(config_path: &Path) -> ! {
         Err(e) => fail_early(format!("fork: {e}")),
         Ok(ForkResult::Parent { child }) => {
             drop(ready_w);
+            warm_cgroup_migration();
+            // One line, not EOF: with an in-process create the container's
+            // init holds a copy of the write end until it execs.
             let mut line = String::new();
-            let _ = File::from(ready_r).read_to_string(&mut line);
+            let _ = io::BufReader::new(File::from(ready_r)).read_line(&mut line);
             match serde_json::from_str::<ShimReady>(line.trim()) {
                 Ok(r) => print_ready(&r),
                 Err(_) => print_ready(&ShimReady {
@@ -79,6 +89,42 @@ pub fn main(config_path: &Path) -> ! {
             };
             std::process::exit(code);
         }
+    }
+}
+
+/// Start the RCU grace period that every cgroup migration waits for, while
+/// the shim mounts the rootfs: the first write to a `cgroup.procs` after a
+/// quiet spell blocks for a grace period (`cgroup_threadgroup_rwsem`, ~5-10 ms
+/// on a small VM), later ones within about a grace period do not. We "move"
+/// ourselves into the cgroup we are already in (a no-op that still takes the
+/// lock), so the runtime's move of the container's init right after is fast.
+/// Best effort; the caller only waits for the shim afterwards.
+fn warm_cgroup_migration() {
+    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return;
+    };
+    let root = Path::new("/sys/fs/cgroup");
+    let file = own.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+        let rel = path.trim_start_matches('/');
+        let dir = if ctrls.is_empty() {
+            // v2 (unified, or the hybrid's empty v2 tree: also the lock).
+            root.join("cgroup.controllers")
+                .exists()
+                .then(|| root.join(rel))?
+        } else {
+            // v1: the hierarchy's mount is named after its controllers.
+            root.join(ctrls.trim_start_matches("name=")).join(rel)
+        };
+        let f = dir.join("cgroup.procs");
+        f.exists().then_some(f)
+    });
+    if let Some(f) = file {
+        let _ = OpenOptions::new()
+            .write(true)
+            .open(f)
+            .and_then(|mut f| f.write_all(b"0"));
     }
 }
 
@@ -107,6 +153,26 @@ fn detach(keep_fd: i32) {
             let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
         }
     }
+    close_fds_except(keep_fd);
+    // Keep RSS small: one malloc arena for all threads.
+    // SAFETY: mallopt only tunes glibc's allocator.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+}
+
+/// Close every fd above 2 but `keep_fd`: `close_range(2)` (Linux 5.9), else
+/// via /proc/self/fd.
+fn close_fds_except(keep_fd: i32) {
+    let close_range = |first: i32, last: u32| -> bool {
+        if first as u32 > last {
+            return true;
+        }
+        // SAFETY: close_range only closes descriptors; nothing in this
+        // single-threaded process uses the ones above 2 except `keep_fd`.
+        unsafe { libc::syscall(libc::SYS_close_range, first as u32, last, 0u32) == 0 }
+    };
+    if keep_fd > 2 && close_range(3, keep_fd as u32 - 1) && close_range(keep_fd + 1, u32::MAX) {
+        return;
+    }
     if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
         let fds: Vec<i32> = rd
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -116,9 +182,6 @@ fn detach(keep_fd: i32) {
             let _ = nix::unistd::close(fd);
         }
     }
-    // Keep RSS small: one malloc arena for all threads.
-    // SAFETY: mallopt only tunes glibc's allocator.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
 }
 
 fn init_log(bundle: &Path) {
@@ -130,7 +193,7 @@ fn init_log(bundle: &Path) {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_env("BERTH_SHIM_LOG")
-                    .unwrap_or_else(|_| "warn".into()),
+                    .unwrap_or_else(|_| "warn,libcgroups=error".into()),
             )
             .with_ansi(false)
             .with_writer(Mutex::new(f))
@@ -141,6 +204,8 @@ fn init_log(bundle: &Path) {
 /// Shared state between the socket, output and reaper threads.
 struct Shim {
     cfg: ShimConfig,
+    runner: Runner,
+    spec: SpecInfo,
     pid: u32,
     st: Mutex<State>,
     stdin: Mutex<Option<File>>,
@@ -166,8 +231,12 @@ struct Sub {
 }
 
 fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
+    let t0 = Instant::now();
+    let runner = Runner::for_config(cfg);
+    let spec = SpecInfo::read(&cfg.bundle);
     let mut mounted = 0;
-    let res = setup(cfg, &mut mounted);
+    let res = setup(cfg, &runner, &spec, &mut mounted);
+    tracing::debug!(in_process = runner.in_process(), elapsed = ?t0.elapsed(), "created");
     let (pid, out, err, stdin, listener) = match res {
         Ok(v) => v,
         Err(e) => {
@@ -181,7 +250,7 @@ fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
                 })?
             );
             drop(ready);
-            let _ = runtime_cmd(cfg, &["delete", "--force", &cfg.id]);
+            let _ = runner.delete(cfg);
             unmount_rootfs(cfg, mounted);
             let _ = std::fs::remove_file(&cfg.socket);
             return Err(e);
@@ -201,6 +270,8 @@ fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
     };
     let shim = Arc::new(Shim {
         cfg: cfg.clone(),
+        runner,
+        spec,
         pid,
         st: Mutex::new(State {
             open_streams: 2,
@@ -259,18 +330,21 @@ fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
     let status = ExitStatus {
         exit_code,
         finished_at: berth_runtime::rfc3339_nano(chrono::Utc::now()),
-        oom_killed: oom_killed(&cfg.bundle),
+        oom_killed: oom_killed(shim.spec.cgroups_path.as_deref()),
     };
+    let t_exit = Instant::now();
     if let Err(e) = write_atomic(&cfg.exit_file, &serde_json::to_vec(&status)?) {
         tracing::error!("write exit file: {e:#}");
     }
     // Clean up before announcing the exit so the daemon may at once reuse the
     // id and rootfs (e.g. restart policies).
-    if let Err(e) = runtime_cmd(cfg, &["delete", "--force", &cfg.id]) {
+    if let Err(e) = shim.runner.delete(cfg) {
         tracing::warn!("runtime delete: {e:#}");
     }
+    let t_del = t_exit.elapsed();
     unmount_rootfs(cfg, mounted);
     reap_strays();
+    tracing::debug!(delete = ?t_del, cleanup = ?t_exit.elapsed(), "cleaned up");
     let subs = {
         let mut st = lock(&shim.st);
         st.exit = Some(status.clone());
@@ -287,7 +361,8 @@ fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
 type Setup = (u32, File, File, Option<File>, UnixListener);
 
 /// Mount the rootfs, create the container with pipes for stdio, listen.
-fn setup(cfg: &ShimConfig, mounted: &mut usize) -> Result<Setup> {
+/// Runs single-threaded (an in-process create forks without exec).
+fn setup(cfg: &ShimConfig, runner: &Runner, spec: &SpecInfo, mounted: &mut usize) -> Result<Setup> {
     let rootfs = cfg.bundle.join("rootfs");
     std::fs::create_dir_all(&rootfs).with_context(|| format!("mkdir {}", rootfs.display()))?;
     for m in &cfg.rootfs_mounts {
@@ -295,47 +370,73 @@ fn setup(cfg: &ShimConfig, mounted: &mut usize) -> Result<Setup> {
             .with_context(|| format!("mount {} on {}", m.source, rootfs.display()))?;
         *mounted += 1;
     }
+    if let Some(cwd) = &spec.cwd {
+        if let Err(e) = ensure_dir_in_root(&spec.rootfs, cwd) {
+            // The runtime reports the failed chdir.
+            tracing::warn!("create working directory {}: {e:#}", cwd.display());
+        }
+    }
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let (stdin_child, stdin_ours): (Stdio, Option<File>) = if cfg.open_stdin {
+    let (stdin_child, stdin_ours) = if cfg.open_stdin {
         let (r, w) = pipe()?;
-        (Stdio::from(r), Some(File::from(w)))
+        (Some(r), Some(File::from(w)))
     } else {
-        (Stdio::null(), None)
+        (None, None)
     };
     let pid_file = cfg.bundle.join("init.pid");
     let _ = std::fs::remove_file(&pid_file);
-    let status = Command::new(&cfg.runtime)
-        .arg("--root")
-        .arg(&cfg.runtime_root)
-        .arg("--log")
-        .arg(cfg.bundle.join("runtime.log"))
-        .args(["--log-format", "json", "create", "--bundle"])
-        .arg(&cfg.bundle)
-        .arg("--pid-file")
-        .arg(&pid_file)
-        .arg(&cfg.id)
-        .stdin(stdin_child)
-        .stdout(Stdio::from(out_w))
-        .stderr(Stdio::from(err_w))
-        .status()
-        .with_context(|| format!("exec {}", cfg.runtime.display()))?;
     let mut out = File::from(out_r);
     let mut err = File::from(err_r);
-    if !status.success() {
-        let mut msg = drain_nonblocking(&mut err);
-        msg.push_str(&drain_nonblocking(&mut out));
-        bail!(
-            "{} create failed ({status}): {}",
-            cfg.runtime.display(),
-            msg.trim()
-        );
-    }
-    let pid: u32 = std::fs::read_to_string(&pid_file)
-        .with_context(|| format!("read {}", pid_file.display()))?
-        .trim()
-        .parse()
-        .context("parse init pid")?;
+    let pid = match runner {
+        Runner::InProcess(rt) => {
+            let opts = berth_runtime::CreateOptions {
+                pid_file: Some(pid_file),
+                console_socket: None,
+            };
+            let stdio = berth_runtime::Stdio {
+                stdin: stdin_child,
+                stdout: Some(out_w),
+                stderr: Some(err_w),
+            };
+            create_forked(rt, &cfg.id, &cfg.bundle, &opts, stdio)?
+        }
+        Runner::Exec => {
+            let stdin_child = match stdin_child {
+                Some(fd) => Stdio::from(fd),
+                None => Stdio::null(),
+            };
+            let status = Command::new(&cfg.runtime)
+                .arg("--root")
+                .arg(&cfg.runtime_root)
+                .arg("--log")
+                .arg(cfg.bundle.join("runtime.log"))
+                .args(["--log-format", "json", "create", "--bundle"])
+                .arg(&cfg.bundle)
+                .arg("--pid-file")
+                .arg(&pid_file)
+                .arg(&cfg.id)
+                .stdin(stdin_child)
+                .stdout(Stdio::from(out_w))
+                .stderr(Stdio::from(err_w))
+                .status()
+                .with_context(|| format!("exec {}", cfg.runtime.display()))?;
+            if !status.success() {
+                let mut msg = drain_nonblocking(&mut err);
+                msg.push_str(&drain_nonblocking(&mut out));
+                bail!(
+                    "{} create failed ({status}): {}",
+                    cfg.runtime.display(),
+                    msg.trim()
+                );
+            }
+            std::fs::read_to_string(&pid_file)
+                .with_context(|| format!("read {}", pid_file.display()))?
+                .trim()
+                .parse()
+                .context("parse init pid")?
+        }
+    };
     let _ = std::fs::remove_file(&cfg.socket);
     if let Some(dir) = cfg.socket.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -343,6 +444,307 @@ fn setup(cfg: &ShimConfig, mounted: &mut usize) -> Result<Setup> {
     let listener = UnixListener::bind(&cfg.socket)
         .with_context(|| format!("listen on {}", cfg.socket.display()))?;
     Ok((pid, out, err, stdin_ours, listener))
+}
+
+/// `create` in a forked child, without exec (a fork of this small process
+/// costs far less than exec'ing and relocating the runtime binary). The
+/// child resets ignored signals (init is cloned from it) and takes
+/// libcontainer's side effects on the calling process (non-dumpable,
+/// `oom_score_adj`) and the pages its code touches with it when it exits;
+/// init is then re-parented to us, the subreaper. Returns init's pid.
+fn create_forked(
+    rt: &berth_runtime::Runtime,
+    id: &str,
+    bundle: &Path,
+    opts: &berth_runtime::CreateOptions,
+    stdio: berth_runtime::Stdio,
+) -> Result<u32> {
+    let (r, w) = pipe()?;
+    // SAFETY: called from `setup`, before the shim spawns any thread, so the
+    // child may run arbitrary code (allocate, lock).
+    match unsafe { nix::unistd::fork() }.context("fork")? {
+        ForkResult::Child => {
+            drop(r);
+            default_ignored_signals();
+            let res: std::result::Result<i32, String> = rt
+                .create_with_stdio(id, bundle, opts, stdio)
+                .map(|pid| pid.as_raw())
+                .map_err(|e| format!("{:#}", anyhow::Error::from(e)));
+            let code = i32::from(res.is_err());
+            let line = serde_json::to_string(&res).unwrap_or_default();
+            let _ = File::from(w).write_all(line.as_bytes());
+            // SAFETY: _exit ends the child at once; nothing of the parent's
+            // state (buffers, atexit handlers) is run or flushed twice.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(w);
+            drop(stdio);
+            // Wait for the child first: init holds a copy of the pipe until
+            // it execs, so EOF would not come; the child's one write is
+            // buffered in the pipe by the time it has exited.
+            let status = loop {
+                match waitpid(child, None) {
+                    Err(nix::Error::EINTR) => continue,
+                    r => break r,
+                }
+            };
+            let mut r = File::from(r);
+            let msg = drain_nonblocking(&mut r);
+            match serde_json::from_str::<std::result::Result<i32, String>>(&msg) {
+                Ok(Ok(pid)) if pid > 0 => Ok(pid as u32),
+                Ok(Err(e)) => Err(anyhow::anyhow!(e)),
+                _ => bail!("create: child {child} ended without a result ({status:?})"),
+            }
+        }
+    }
+}
+
+/// How the shim drives the OCI runtime.
+enum Runner {
+    /// The `berth_runtime` library, in this process.
+    InProcess(berth_runtime::Runtime),
+    /// `<runtime> --root R <command>` as a child process.
+    Exec,
+}
+
+impl Runner {
+    /// In-process when `cfg.runtime` is the file we run from and that sits on
+    /// a read-only mount (CVE-2019-5736: init is a clone of us, so
+    /// `/proc/<init>/exe` must not be writable; berthd runs us from a
+    /// read-only bind mount). `BERTH_SHIM_EXEC_RUNTIME=1` forces exec.
+    fn for_config(cfg: &ShimConfig) -> Runner {
+        use std::os::unix::fs::MetadataExt;
+        if std::env::var_os("BERTH_SHIM_EXEC_RUNTIME").is_some_and(|v| v != "0") {
+            return Runner::Exec;
+        }
+        let same = match (
+            std::fs::metadata(&cfg.runtime),
+            std::fs::metadata("/proc/self/exe"),
+        ) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        let readonly = || {
+            nix::sys::statvfs::statvfs("/proc/self/exe")
+                .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+                .unwrap_or(false)
+        };
+        if same && readonly() {
+            Runner::InProcess(berth_runtime::Runtime::new(&cfg.runtime_root))
+        } else {
+            Runner::Exec
+        }
+    }
+
+    fn in_process(&self) -> bool {
+        matches!(self, Runner::InProcess(_))
+    }
+
+    fn start(&self, cfg: &ShimConfig) -> Result<()> {
+        match self {
+            Runner::InProcess(rt) => Ok(rt.start(&cfg.id)?),
+            Runner::Exec => runtime_cmd(cfg, &["start", &cfg.id]),
+        }
+    }
+
+    fn kill(&self, cfg: &ShimConfig, signal: i32) -> Result<()> {
+        let sig = signal.to_string();
+        match self {
+            Runner::InProcess(rt) => Ok(rt.kill(&cfg.id, &sig, false)?),
+            Runner::Exec => runtime_cmd(cfg, &["kill", &cfg.id, &sig]),
+        }
+    }
+
+    /// `delete --force`; a missing container is not an error.
+    fn delete(&self, cfg: &ShimConfig) -> Result<()> {
+        match self {
+            Runner::InProcess(rt) => match rt.delete(&cfg.id, true) {
+                Err(berth_runtime::Error::NotFound(_)) => Ok(()),
+                r => Ok(r?),
+            },
+            Runner::Exec => runtime_cmd(cfg, &["delete", "--force", &cfg.id]),
+        }
+    }
+}
+
+/// What the shim needs from the bundle's `config.json`.
+struct SpecInfo {
+    /// `root.path`, resolved against the bundle.
+    rootfs: PathBuf,
+    /// `process.cwd`.
+    cwd: Option<PathBuf>,
+    /// `linux.cgroupsPath`.
+    cgroups_path: Option<String>,
+}
+
+impl SpecInfo {
+    /// Best effort: an unreadable config is the runtime's to report.
+    fn read(bundle: &Path) -> SpecInfo {
+        let v: serde_json::Value = std::fs::read(bundle.join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let root = v["root"]["path"].as_str().unwrap_or("rootfs");
+        SpecInfo {
+            rootfs: bundle.join(root),
+            cwd: v["process"]["cwd"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .map(PathBuf::from),
+            cgroups_path: v["linux"]["cgroupsPath"].as_str().map(str::to_string),
+        }
+    }
+}
+
+/// Create `dir` (absolute, as seen inside `root`) and missing parents, mode
+/// 0755, like Docker does for the working directory. Symlinks resolve as if
+/// `root` were `/` (openat2 `RESOLVE_IN_ROOT`), so nothing is created outside
+/// `root`.
+fn ensure_dir_in_root(root: &Path, dir: &Path) -> Result<()> {
+    use std::path::Component;
+    let rootfd = open_dir(root).with_context(|| format!("open {}", root.display()))?;
+    if open_in_root(&rootfd, Path::new(dir)).is_ok() {
+        return Ok(()); // the common case: it exists
+    }
+    let mut prefix = PathBuf::from("/");
+    for c in dir.components() {
+        let name = match c {
+            Component::Normal(n) => n,
+            Component::ParentDir => {
+                prefix.pop();
+                continue;
+            }
+            _ => continue,
+        };
+        let parent =
+            open_in_root(&rootfd, &prefix).with_context(|| format!("open {}", prefix.display()))?;
+        match nix::sys::stat::mkdirat(
+            Some(parent.as_raw_fd()),
+            name,
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) => {
+                // Exactly 0755 whatever our umask; O_NOFOLLOW: it is the
+                // directory we just made.
+                let fd = nix::fcntl::openat(
+                    Some(parent.as_raw_fd()),
+                    name,
+                    nix::fcntl::OFlag::O_RDONLY
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_NOFOLLOW
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )?;
+                // SAFETY: openat returned a fresh fd that we now own.
+                let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                nix::sys::stat::fchmod(
+                    fd.as_raw_fd(),
+                    nix::sys::stat::Mode::from_bits_truncate(0o755),
+                )?;
+            }
+            Err(nix::Error::EEXIST) => {}
+            Err(e) => bail!("mkdir {}: {e}", prefix.join(name).display()),
+        }
+        prefix.push(name);
+    }
+    open_in_root(&rootfd, dir).with_context(|| format!("open {}", dir.display()))?;
+    Ok(())
+}
+
+fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
+        .open(path)?;
+    Ok(OwnedFd::from(f))
+}
+
+/// openat2(root, path, O_PATH|O_DIRECTORY, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS).
+fn open_in_root(root: &OwnedFd, path: &Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let c = std::ffi::CString::new(rel.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: open_how is plain data; zeroed is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: valid dirfd, NUL-terminated path and a correctly sized
+    // open_how that outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat2 returned a fresh fd that we now own.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}
+
+/// Kernel `struct sigaction` for the raw syscall (x86_64/aarch64 layout).
+#[repr(C)]
+struct KSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Set every ignored signal to SIG_DFL (like main.rs does for the CLI). Raw
+/// `rt_sigaction`, since glibc refuses its internal real-time signals (32, 33).
+fn default_ignored_signals() {
+    for sig in 1..=64 {
+        let mut old = KSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: query only; `old` is a valid, writable kernel sigaction.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<KSigaction>(),
+                &mut old as *mut KSigaction,
+                8usize,
+            )
+        };
+        if r == 0 && old.handler == libc::SIG_IGN {
+            set_handler(sig, libc::SIG_DFL);
+        }
+    }
+}
+
+fn set_handler(sig: i32, handler: usize) {
+    let act = KSigaction {
+        handler,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: installs SIG_DFL or SIG_IGN (no handler code runs).
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &act as *const KSigaction,
+            std::ptr::null_mut::<KSigaction>(),
+            8usize,
+        )
+    };
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -488,14 +890,8 @@ fn reap_strays() {
 
 /// OOM kills recorded in the container's memory cgroup (v2 `memory.events`,
 /// v1 `memory.oom_control`); false if unknown.
-fn oom_killed(bundle: &Path) -> bool {
-    let Ok(b) = std::fs::read(bundle.join("config.json")) else {
-        return false;
-    };
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) else {
-        return false;
-    };
-    let Some(cg) = v["linux"]["cgroupsPath"].as_str() else {
+fn oom_killed(cgroups_path: Option<&str>) -> bool {
+    let Some(cg) = cgroups_path else {
         return false;
     };
     if cg.contains(':') {
@@ -527,19 +923,13 @@ fn parse_oom_kill(s: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Temp file + rename: readers never see a partial file. No fsync: the exit
+/// file only has to outlive a daemon restart, not a host crash (which ends
+/// the container anyway), and fsync costs milliseconds per exit on a busy disk.
 fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
@@ -666,7 +1056,7 @@ fn handle(
                     message: "container already started".into(),
                 });
             }
-            match runtime_cmd(cfg, &["start", &cfg.id]) {
+            match shim.runner.start(cfg) {
                 Ok(()) => {
                     lock(&shim.st).started = true;
                     Response::Started { pid: shim.pid }
@@ -715,7 +1105,7 @@ fn handle(
                     message: "container is not running".into(),
                 });
             }
-            match runtime_cmd(cfg, &["kill", &cfg.id, &signal.to_string()]) {
+            match shim.runner.kill(cfg, signal) {
                 Ok(()) => Response::Ok,
                 Err(e) => err(e),
             }

@@ -21,13 +21,65 @@ struct Shim {
     ready: ShimReady,
 }
 
+/// A read-only bind mount of berth-runtime, as berthd runs it
+/// (`<exec-root>/bin/berth-runtime`): a shim started from it with itself as
+/// the runtime runs create/start/kill/delete in-process. Unmounted on drop.
+struct RoBin {
+    dir: PathBuf,
+    path: String,
+}
+
+impl RoBin {
+    fn new(b: &Bundle) -> RoBin {
+        use nix::mount::{mount, MsFlags};
+        let dir = b.dir.join("robin");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("berth-runtime");
+        std::fs::write(&path, b"").unwrap();
+        mount(
+            Some(BIN),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mount(None::<&str>, &path, None::<&str>, ro, None::<&str>).unwrap();
+        RoBin {
+            dir,
+            path: path.to_str().unwrap().into(),
+        }
+    }
+
+    /// berth-runtime exec'd (writable path), in-process (read-only path), runc.
+    fn runtimes(&self) -> Vec<&str> {
+        let mut v = runtimes();
+        v.insert(1, self.path.as_str());
+        v
+    }
+}
+
+impl Drop for RoBin {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(Path::new(&self.path), nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Move the rootfs aside and have the shim bind-mount it back.
 fn start_shim(b: &Bundle, runtime: &str, open_stdin: bool) -> Shim {
     let lower = b.dir.join("lower");
     if !lower.exists() {
         std::fs::rename(b.dir.join("rootfs"), &lower).unwrap();
     }
-    let tag = if runtime == RUNC { "runc" } else { "berth" };
+    let tag = if runtime == RUNC {
+        "runc"
+    } else if runtime == BIN {
+        "berth"
+    } else {
+        "berth-inproc"
+    };
     let cfg = ShimConfig {
         id: b.id.clone(),
         bundle: b.dir.clone(),
@@ -46,9 +98,13 @@ fn start_shim(b: &Bundle, runtime: &str, open_stdin: bool) -> Shim {
     let path = b.dir.join("shim.json");
     std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     let t = Instant::now();
-    let mut child = Command::new(BIN)
+    // Like berthd: the shim runs from the runtime's binary when that is ours.
+    let shim_bin = if runtime == RUNC { BIN } else { runtime };
+    let _ = std::fs::remove_file(b.dir.join("shim.log"));
+    let mut child = Command::new(shim_bin)
         .args(["shim", "--config"])
         .arg(&path)
+        .env("BERTH_SHIM_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -63,6 +119,10 @@ fn start_shim(b: &Bundle, runtime: &str, open_stdin: bool) -> Shim {
     let ready: ShimReady = serde_json::from_str(line.trim()).expect(&line);
     assert!(ready.error.is_none(), "{runtime}: {ready:?}");
     assert!(ready.pid > 0 && ready.shim_pid > 0, "{ready:?}");
+    // The read-only copy runs the runtime in-process, the others exec it.
+    let log = std::fs::read_to_string(b.dir.join("shim.log")).unwrap_or_default();
+    let want = format!("in_process={}", shim_bin != BIN);
+    assert!(log.contains(&want), "{runtime}: want {want}: {log}");
     Shim { cfg, ready }
 }
 
@@ -182,7 +242,8 @@ fn shim_attach_start_exit() {
         "shim",
         &["sh", "-c", "echo hello; echo oops >&2; printf part; exit 3"],
     );
-    for rt in runtimes() {
+    let ro = RoBin::new(&b);
+    for rt in ro.runtimes() {
         let shim = start_shim(&b, rt, false);
         let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
         request(&mut c, &Request::State);
@@ -259,7 +320,8 @@ fn shim_attach_start_exit() {
 fn shim_survives_client_disconnect() {
     require_root!();
     let b = Bundle::new("shimdc", &["sh", "-c", "sleep 1; echo late; exit 5"]);
-    for rt in runtimes() {
+    let ro = RoBin::new(&b);
+    for rt in ro.runtimes() {
         let shim = start_shim(&b, rt, false);
         {
             let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
@@ -288,7 +350,8 @@ fn shim_survives_client_disconnect() {
 fn shim_stdin() {
     require_root!();
     let b = Bundle::new("shimin", &["sh", "-c", "cat; echo eof"]);
-    for rt in runtimes() {
+    let ro = RoBin::new(&b);
+    for rt in ro.runtimes() {
         let shim = start_shim(&b, rt, true);
         let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
         request(
@@ -314,7 +377,8 @@ fn shim_stdin() {
 fn shim_kill_wait_and_oom() {
     require_root!();
     let b = Bundle::new("shimkill", &["sleep", "60"]);
-    for rt in runtimes() {
+    let ro = RoBin::new(&b);
+    for rt in ro.runtimes() {
         let shim = start_shim(&b, rt, false);
         let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
         request(&mut c, &Request::Start);
@@ -336,7 +400,7 @@ fn shim_kill_wait_and_oom() {
         c["linux"]["resources"]["memory"] =
             serde_json::json!({"limit": 32 << 20, "swap": 32 << 20});
     });
-    for rt in runtimes() {
+    for rt in ro.runtimes() {
         let shim = start_shim(&b, rt, false);
         let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
         request(&mut c, &Request::Wait);
@@ -349,33 +413,147 @@ fn shim_kill_wait_and_oom() {
     }
 }
 
-/// A bad config still yields one ShimReady line with `error`.
+/// A bad config still yields one ShimReady line with `error`, exec'd or
+/// in-process.
 #[test]
 fn shim_reports_create_error() {
     require_root!();
     let b = Bundle::new("shimerr", &["/nonexistent"]);
+    let ro = RoBin::new(&b);
     b.edit(|c| c["root"]["path"] = serde_json::json!("no-such-rootfs-dir/x"));
     let path = b.dir.join("shim.json");
-    let cfg = ShimConfig {
-        id: b.id.clone(),
-        bundle: b.dir.clone(),
-        rootfs_mounts: vec![],
-        runtime: BIN.into(),
-        runtime_root: b.root_berth.clone(),
-        log_path: b.dir.join("log.json"),
-        exit_file: b.dir.join("exit.json"),
-        socket: b.dir.join("s.sock"),
-        open_stdin: false,
-    };
-    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-    let out = Command::new(BIN)
-        .args(["shim", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let r: ShimReady = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(r.error.is_some(), "{r:?}");
-    wait_gone(r.shim_pid);
-    assert!(!cfg.socket.exists());
+    for bin in [BIN, ro.path.as_str()] {
+        let cfg = ShimConfig {
+            id: b.id.clone(),
+            bundle: b.dir.clone(),
+            rootfs_mounts: vec![],
+            runtime: bin.into(),
+            runtime_root: b.root_berth.clone(),
+            log_path: b.dir.join("log.json"),
+            exit_file: b.dir.join("exit.json"),
+            socket: b.dir.join("s.sock"),
+            open_stdin: false,
+        };
+        std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        let out = Command::new(bin)
+            .args(["shim", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let r: ShimReady = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(r.error.is_some(), "{bin}: {r:?}");
+        wait_gone(r.shim_pid);
+        assert!(!cfg.socket.exists());
+        assert!(!b.root_berth.join(&b.id).exists(), "{bin}: state left");
+    }
+}
+
+/// Run `args` with `process.cwd` = `cwd` through a shim; stdout and exit code.
+fn run_in_cwd(b: &Bundle, rt: &str, cwd: &str) -> Session {
+    b.edit(|c| c["process"]["cwd"] = serde_json::json!(cwd));
+    let shim = start_shim(b, rt, false);
+    let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
+    request(
+        &mut c,
+        &Request::Attach {
+            stdout: true,
+            stderr: true,
+            stdin: false,
+        },
+    );
+    request(&mut c, &Request::Start);
+    let s = collect(&mut c);
+    assert_clean(b, &shim, rt);
+    let _ = std::fs::remove_file(&shim.cfg.exit_file);
+    s
+}
+
+/// A missing working directory is created (0755, root) like Docker does.
+#[test]
+fn shim_creates_missing_cwd() {
+    require_root!();
+    use std::os::unix::fs::MetadataExt;
+    let b = Bundle::new("shimcwd", &["pwd"]);
+    let ro = RoBin::new(&b);
+    for rt in ro.runtimes() {
+        let s = run_in_cwd(&b, rt, "/does/not/exist");
+        assert_eq!(s.stdout, "/does/not/exist\n", "{rt}: {s:?}");
+        assert_eq!(s.exited.unwrap().exit_code, 0, "{rt}");
+        let made = b.dir.join("lower/does/not/exist");
+        let m = std::fs::metadata(&made).unwrap();
+        assert!(m.is_dir());
+        assert_eq!(m.mode() & 0o7777, 0o755, "{rt}");
+        assert_eq!((m.uid(), m.gid()), (0, 0));
+        std::fs::remove_dir_all(b.dir.join("lower/does")).unwrap();
+    }
+}
+
+/// Creating the working directory never follows a symlink out of the rootfs:
+/// `/escape -> /` resolves to the container's root, not the host's.
+#[test]
+fn shim_cwd_symlink_stays_in_rootfs() {
+    require_root!();
+    let b = Bundle::new("shimcwdesc", &["pwd"]);
+    let ro = RoBin::new(&b);
+    std::os::unix::fs::symlink("/", b.dir.join("rootfs/escape")).unwrap();
+    let name = format!("berth-cwd-test-{}", std::process::id());
+    let host = Path::new("/tmp").join(&name);
+    let _ = std::fs::remove_dir(&host);
+    for rt in ro.runtimes() {
+        let s = run_in_cwd(&b, rt, &format!("/escape/tmp/{name}"));
+        assert!(!host.exists(), "{rt}: created {host:?} on the host");
+        assert_eq!(s.stdout, format!("/tmp/{name}\n"), "{rt}: {s:?}");
+        assert_eq!(s.exited.unwrap().exit_code, 0, "{rt}");
+        let inside = b.dir.join("lower/tmp").join(&name);
+        assert!(inside.is_dir(), "{rt}: {inside:?}");
+        std::fs::remove_dir(&inside).unwrap();
+    }
+}
+
+/// Init does not inherit the shim's ignored SIGPIPE (in-process create
+/// resets it around the clone), and the shim keeps ignoring it.
+#[test]
+fn shim_signals_not_inherited() {
+    require_root!();
+    let b = Bundle::new("shimsig", &["grep", "SigIgn", "/proc/self/status"]);
+    let ro = RoBin::new(&b);
+    for rt in ro.runtimes() {
+        let shim = start_shim(&b, rt, false);
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", shim.ready.shim_pid)).unwrap();
+        let ign = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        assert_ne!(ign & (1 << (libc::SIGPIPE - 1)), 0, "{rt}: shim {ign:x}");
+        let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
+        request(
+            &mut c,
+            &Request::Attach {
+                stdout: true,
+                stderr: true,
+                stdin: false,
+            },
+        );
+        request(&mut c, &Request::Start);
+        let s = collect(&mut c);
+        let got = s
+            .stdout
+            .strip_prefix("SigIgn:")
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap());
+        if rt == RUNC {
+            // runc passes on whatever its caller ignores beyond SIGPIPE.
+            assert_eq!(
+                got.map(|v| v & (1 << (libc::SIGPIPE - 1))),
+                Some(0),
+                "{s:?}"
+            );
+        } else {
+            assert_eq!(got, Some(0), "{rt}: {s:?}");
+        }
+        assert_clean(&b, &shim, rt);
+        let _ = std::fs::remove_file(&shim.cfg.exit_file);
+    }
 }

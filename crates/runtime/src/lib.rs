@@ -3,6 +3,7 @@
 //! libcontainer forks without exec: call these functions only from a
 //! single-threaded process (the `berth-runtime` binary is one).
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -77,6 +78,15 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
 }
 
+/// The container's stdio for [`Runtime::create_with_stdio`]; `None` means
+/// init inherits the caller's descriptor.
+#[derive(Debug, Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
 /// runc-compatible `state` output.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -125,7 +135,22 @@ impl Runtime {
     /// `create`: set up the container from `bundle`; init waits for `start`.
     /// The container's stdio is inherited from the caller. Returns init's pid.
     pub fn create(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<Pid> {
-        let c = self.build(id, bundle, opts, true)?;
+        self.create_with_stdio(id, bundle, opts, Stdio::default())
+    }
+
+    /// `create` with the given descriptors as init's stdin/stdout/stderr
+    /// (closed in the caller when this returns). Init is a child of the
+    /// caller. Forks without exec: the caller must be single-threaded, and
+    /// init inherits its signal dispositions and (until it execs) its other
+    /// descriptors.
+    pub fn create_with_stdio(
+        &self,
+        id: &str,
+        bundle: &Path,
+        opts: &CreateOptions,
+        stdio: Stdio,
+    ) -> Result<Pid> {
+        let c = self.build(id, bundle, opts, true, stdio)?;
         c.pid()
             .ok_or_else(|| Error::NotFound(format!("{id} (no init pid)")))
     }
@@ -136,6 +161,7 @@ impl Runtime {
         bundle: &Path,
         opts: &CreateOptions,
         detach: bool,
+        stdio: Stdio,
     ) -> Result<Container> {
         if self.container_dir(id).exists() {
             return Err(Error::Exists(id.to_string()));
@@ -145,7 +171,17 @@ impl Runtime {
         let bundle =
             std::fs::canonicalize(bundle).map_err(io(format!("bundle {}", bundle.display())))?;
         let ctx = format!("create container {id}");
-        let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default());
+        if let Some(fd) = stdio.stdin {
+            builder = builder.with_stdin(fd);
+        }
+        if let Some(fd) = stdio.stdout {
+            builder = builder.with_stdout(fd);
+        }
+        if let Some(fd) = stdio.stderr {
+            builder = builder.with_stderr(fd);
+        }
+        let builder = builder
             .with_root_path(&self.root)
             .map_err(lc(ctx.clone()))?
             .with_pid_file(opts.pid_file.clone())
@@ -246,7 +282,7 @@ impl Runtime {
     /// `run`: create + start; unless `detach`, wait for init and delete the
     /// container, returning its exit code (128+signal if signalled).
     pub fn run(&self, id: &str, bundle: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
-        let mut c = self.build(id, bundle, opts, detach)?;
+        let mut c = self.build(id, bundle, opts, detach, Stdio::default())?;
         if let Err(e) = c.start() {
             let _ = c.delete(true);
             return Err(lc(format!("start container {id}"))(e));
