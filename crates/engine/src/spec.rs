@@ -404,27 +404,28 @@ pub fn validate_capabilities(host: &HostConfig) -> Result<()> {
 pub fn capabilities(host: &HostConfig) -> Result<(Vec<String>, Vec<String>)> {
     validate_capabilities(host)?;
     let all = || ALL_CAPS.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let add: Vec<String> = host.cap_add.iter().flatten().map(|c| norm_cap(c)).collect();
+    let drop: Vec<String> = host.cap_drop.iter().flatten().map(|c| norm_cap(c)).collect();
+    // dockerd's TweakCapabilities: privileged gets everything; `--cap-add
+    // ALL` everything but the drops; `--cap-drop ALL` only the adds;
+    // otherwise the defaults minus the drops plus the adds.
     let mut caps: Vec<String> = if host.privileged {
         all()
+    } else if add.iter().any(|c| c == "ALL") {
+        all().into_iter().filter(|c| !drop.contains(c)).collect()
+    } else if drop.iter().any(|c| c == "ALL") {
+        add.clone()
     } else {
-        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+        let mut v: Vec<String> = DEFAULT_CAPS
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|c| !drop.contains(c))
+            .collect();
+        v.extend(add.iter().cloned());
+        v
     };
-    for c in host.cap_add.iter().flatten().map(|c| norm_cap(c)) {
-        if c == "ALL" {
-            caps = all();
-        } else if !caps.contains(&c) {
-            caps.push(c);
-        }
-    }
-    for c in host.cap_drop.iter().flatten().map(|c| norm_cap(c)) {
-        if c == "ALL" {
-            if !host.privileged {
-                caps.clear();
-            }
-        } else {
-            caps.retain(|x| *x != c);
-        }
-    }
+    let mut seen = std::collections::HashSet::new();
+    caps.retain(|c| seen.insert(c.clone()));
     let bounding = host_bounding_caps();
     let missing: Vec<String> = caps.iter().filter(|c| !bounding.contains(c)).cloned().collect();
     caps.retain(|c| bounding.contains(c));
