@@ -244,9 +244,9 @@ fn ps_filters_format_size() {
     assert_eq!(names(&["-a", "--filter", "since=alpha"]), ["beta", "gamma"]);
     let o = d.berth(&["ps", "--filter", "status=bogus"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("invalid filter 'status=bogus'"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Invalid filter 'status=bogus'"), "{}", stderr(&o));
     let o = d.berth(&["ps", "--filter", "nope=1"]);
-    assert!(stderr(&o).contains("invalid filter 'nope'"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Invalid filter 'nope'"), "{}", stderr(&o));
 
     // -n / -l
     assert_eq!(ok(&d.berth(&["ps", "-n", "2", "--format", "{{.Names}}"])), "gamma\nbeta\n");

@@ -899,6 +899,7 @@ impl Engine {
 
     async fn start_inner(self: &Arc<Self>, rec: &ContainerRecord) -> Result<()> {
         let id = rec.id.as_str();
+        self.wait_runtime_state_gone(id).await;
         let spec = self.build_spec(rec)?;
         self.write_etc_files(rec)?;
         let bundle = self.bundle_dir(id);
@@ -1164,7 +1165,12 @@ impl Engine {
                 "Container {id} is not running"
             ))));
         }
-        self.signal(&id, sig).await
+        self.signal(&id, sig).await?;
+        // dockerd: SIGKILL is a regular Kill (signal + wait for the exit).
+        if sig == 9 {
+            self.wait_exit(&id, Some(Duration::from_secs(10))).await;
+        }
+        Ok(())
     }
 
     async fn signal(&self, id: &str, sig: i32) -> Result<()> {

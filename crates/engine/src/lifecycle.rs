@@ -70,8 +70,8 @@ const VALID_STATES: &[&str] = &[
 
 fn invalid_filter(key: &str, value: Option<&str>) -> Error {
     match value {
-        Some(v) => Error::InvalidArgument(format!("invalid filter '{key}={v}'")),
-        None => Error::InvalidArgument(format!("invalid filter '{key}'")),
+        Some(v) => Error::InvalidArgument(format!("Invalid filter '{key}={v}'")),
+        None => Error::InvalidArgument(format!("Invalid filter '{key}'")),
     }
 }
 
@@ -240,11 +240,15 @@ fn upper_dir(r: &ContainerRecord) -> Option<PathBuf> {
 impl Engine {
     /// `<runtime> --root <exec-root>/runtime <args...> <id>`.
     async fn runtime_cmd(&self, op: &str, id: &str) -> Result<()> {
+        self.runtime_args(&[op, id]).await
+    }
+
+    async fn runtime_args(&self, args: &[&str]) -> Result<()> {
+        let op = args.first().copied().unwrap_or("");
         let out = tokio::process::Command::new(&self.cfg.runtime)
             .arg("--root")
             .arg(self.cfg.exec_root.join("runtime"))
-            .arg(op)
-            .arg(id)
+            .args(args)
             .stdin(std::process::Stdio::null())
             .output()
             .await
@@ -267,6 +271,24 @@ impl Engine {
             .unwrap_or_else(|| format!("berth/{id}"))
             .trim_start_matches('/')
             .to_string()
+    }
+
+    /// Before a new start: wait (up to 2 s) until the previous shim has
+    /// deleted the runtime's state of the last run.
+    pub(crate) async fn wait_runtime_state_gone(&self, id: &str) {
+        let state = self.cfg.exec_root.join("runtime").join(id);
+        for _ in 0..50 {
+            if !state.exists() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // A stale state of an exited run (the shim's delete did not happen):
+        // remove it, as `runc delete --force` would.
+        warn!(container = %id, "removing stale runtime state");
+        if let Err(e) = self.runtime_args(&["delete", "--force", id]).await {
+            warn!(container = %id, "runtime delete: {e}");
+        }
     }
 
     /// After SIGKILL to a paused container: thaw it so the signal lands.
@@ -314,7 +336,8 @@ impl Engine {
         let id = self.resolve_id(key)?;
         let status = self.with_entry(&id, |e| e.rec.state.status)?;
         if status != Status::Paused {
-            return Err(Error::Conflict(format!("Container {id} is not paused")));
+            // dockerd answers 500 here.
+            return Err(Error::Internal(format!("Container {id} is not paused")));
         }
         self.runtime_cmd("resume", &id).await?;
         self.update(&id, |r| {
@@ -345,12 +368,24 @@ impl Engine {
         // The monitor may still be finishing the exit bookkeeping.
         for _ in 0..200 {
             let busy = self.with_entry(&id, |e| e.busy || e.rec.is_running())?;
-            if !busy {
+            // The shim deletes the runtime's state of the old process.
+            let state = self.cfg.exec_root.join("runtime").join(&id).exists();
+            if !busy && !state {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        self.start(&id).await.map_err(wrap)
+        // The old shim may still be deleting the runtime's state.
+        let mut tries = 0;
+        loop {
+            match self.start(&id).await {
+                Err(e) if tries < 20 && e.to_string().contains("already exists") => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                r => return r.map_err(wrap),
+            }
+        }
     }
 
     /// `POST /containers/{id}/rename?name=`.
@@ -363,7 +398,7 @@ impl Engine {
         }
         if !names::valid_name(new_name) {
             return Err(Error::InvalidArgument(format!(
-                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                "Error when allocating new name: Invalid container name (/{new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             )));
         }
         let id = self.resolve_id(key)?;
@@ -407,10 +442,11 @@ impl Engine {
                     "Minimum memory limit allowed is 6MB".into(),
                 ));
             }
-            if u.memory_swap.is_none() && h.memory_swap > 0 && m > h.memory_swap {
-                return Err(Error::InvalidArgument(
-                    "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time".into(),
-                ));
+            // moby: even an unlimited (0/-1) swap setting conflicts.
+            if u.memory_swap.unwrap_or(0) == 0 && m > h.memory_swap {
+                return Err(Error::Conflict(format!(
+                    "Cannot update container {id}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"
+                )));
             }
             h.memory = m;
         }
@@ -629,7 +665,9 @@ impl Engine {
             let Some(v) = f.get(key).and_then(|v| v.first()) else {
                 return Ok(None);
             };
-            let r = self.record(v)?;
+            let r = self
+                .record(v)
+                .map_err(|_| Error::NotFound(format!("no such container {v}")))?;
             Ok(Some(created_secs(&r)))
         };
         let before = reference("before")?;
@@ -716,8 +754,9 @@ impl Engine {
             let mut s = summary(&r, now);
             if q.size {
                 let (rw, root) = self.sizes(&r).await;
-                s.size_rw = Some(rw);
-                s.size_root_fs = Some(root);
+                // omitempty in dockerd
+                s.size_rw = (rw != 0).then_some(rw);
+                s.size_root_fs = (root != 0).then_some(root);
             }
             list.push(s);
         }

@@ -115,13 +115,15 @@ pub async fn rename(
 
 pub async fn update(
     State(engine): State<Arc<Engine>>,
+    Extension(v): Extension<ApiVersion>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: UpdateBody = parse_json(&body)?;
     let warnings = engine.update_container(&id, body).await?;
-    // dockerd sends null for no warnings.
-    let warnings = (!warnings.is_empty()).then_some(warnings);
+    // dockerd 20.10 (API 1.41) sends null for no warnings; the newer
+    // schemas want an array.
+    let warnings = (!warnings.is_empty() || v.at_least(1, 42)).then_some(warnings);
     Ok(Json(serde_json::json!({ "Warnings": warnings })).into_response())
 }
 
@@ -138,10 +140,15 @@ pub async fn top(
 
 pub async fn prune(
     State(engine): State<Arc<Engine>>,
+    Extension(v): Extension<ApiVersion>,
     Query(q): Q,
 ) -> Result<Response, ApiError> {
     let filters = parse_filters(q.get("filters").map(String::as_str))?;
-    Ok(Json(engine.prune(&filters).await?).into_response())
+    let mut resp = engine.prune(&filters).await?;
+    if v.at_least(1, 42) && resp.containers_deleted.is_none() {
+        resp.containers_deleted = Some(vec![]);
+    }
+    Ok(Json(resp).into_response())
 }
 
 pub async fn start(
