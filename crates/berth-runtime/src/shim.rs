@@ -338,11 +338,25 @@ fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
     }
     // Clean up before announcing the exit so the daemon may at once reuse the
     // id and rootfs (e.g. restart policies).
-    if let Err(e) = shim.runner.delete(cfg) {
-        tracing::warn!("runtime delete: {e:#}");
-    }
-    let t_del = t_exit.elapsed();
-    unmount_rootfs(cfg, mounted);
+    // Delete (cgroups, runtime state) and unmount are independent: overlap
+    // them. A process still using the rootfs (no pid namespace) makes the
+    // unmount fall back to a detach, which takes the mount away at once.
+    let t_del = std::thread::scope(|sc| {
+        let del = sc.spawn(|| {
+            // libcgroups gives up on a cgroup it cannot rmdir within ~0.1 s
+            // (and skips the controllers after it); try again for a while.
+            for attempt in 1..=5 {
+                match shim.runner.delete(cfg) {
+                    Ok(()) => break,
+                    Err(e) => tracing::warn!("runtime delete (attempt {attempt}): {e:#}"),
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            t_exit.elapsed()
+        });
+        unmount_rootfs(cfg, mounted);
+        del.join().unwrap_or_default()
+    });
     reap_strays();
     tracing::debug!(delete = ?t_del, cleanup = ?t_exit.elapsed(), "cleaned up");
     let subs = {
