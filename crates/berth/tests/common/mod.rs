@@ -291,7 +291,20 @@ impl Drop for Daemon {
                 let _ = self.berth(&["rm", "-f", id]);
             }
         }
+        let ids: Vec<String> = std::fs::read_dir(self.data_root().join("containers"))
+            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
         self.kill9();
+        // Containers whose shim is gone: kill what is left in their cgroups.
+        for id in &ids {
+            for dir in cgroup_dirs(id) {
+                if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                    for pid in procs.split_whitespace() {
+                        let _ = Command::new("kill").arg("-9").arg(pid).status();
+                    }
+                }
+            }
+        }
         let marker = self.dir.to_string_lossy().into_owned();
         for p in processes_matching(&marker) {
             if let Some(pid) = p.split(':').next().and_then(|p| p.parse::<i32>().ok()) {
@@ -302,6 +315,11 @@ impl Drop for Daemon {
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in mounts {
             let _ = Command::new("umount").arg("-l").arg(&m).status();
+        }
+        for id in &ids {
+            for dir in cgroup_dirs(id) {
+                let _ = eventually(2, || std::fs::remove_dir(&dir).is_ok() || !dir.exists());
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
