@@ -2,7 +2,7 @@
 # Start-up latency and memory benchmark: berth vs Docker (dockerd 20.10) vs
 # bare runc vs berth-runtime.
 #
-#   bench/run.sh [--runs N] [--warmup N] [--out DIR] [--no-build] [--docs FILE]
+#   bench/run.sh [--runs N] [--warmup N] [--out DIR] [--no-build] [--docs FILE] [--parallel N]
 #
 # Needs root, hyperfine, jq, python3, busybox-static (for scripts/mkimage.sh),
 # runc. Docker columns need /usr/sbin/dockerd (or $DOCKERD) and a docker CLI;
@@ -22,6 +22,7 @@ WARMUP=3
 OUT=""
 BUILD=1
 DOCS=""
+PARALLEL=100
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --docs) DOCS=$2; shift 2 ;;
+        --parallel) PARALLEL=$2; shift 2 ;;
         -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "bench: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -285,6 +287,20 @@ if [ "$DOCKER_OK" = 1 ]; then
     "$DOCKER_CLI" -H "$DSOCK" rm -f bench-sleep >/dev/null 2>&1 || true
 fi
 
+# ---------------------------------------------------------------- parallel start
+: >"$T/parallel.md"
+if [ "$PARALLEL" -gt 0 ]; then
+    log "starting $PARALLEL containers in parallel (berth)"
+    "$REPO/bench/parallel.sh" "$PARALLEL" "$IMAGE" berth "$BERTH" "$BSOCK" "$BERTHD_PID" \
+        "berth-runtime shim --config $T/" >>"$T/parallel.md"
+    if [ "$DOCKER_OK" = 1 ]; then
+        log "starting $PARALLEL containers in parallel (docker)"
+        CTRD_PID=$(pgrep -P "$DOCKERD_PID" -x containerd | head -1 || true)
+        "$REPO/bench/parallel.sh" "$PARALLEL" "$IMAGE" docker "$DOCKER_CLI" "$DSOCK" \
+            "$DOCKERD_PID${CTRD_PID:+,$CTRD_PID}" "containerd-shim-runc-v2 -namespace moby" >>"$T/parallel.md"
+    fi
+fi
+
 # ---------------------------------------------------------------- report
 B_MEAN=$(mean_of "berth run")
 D_MEAN=$(mean_of "docker run (dockerd)")
@@ -321,6 +337,12 @@ BR_MEAN=$(mean_of "berth-runtime run")
     fi
     echo "| berth-runtime shim (\`sleep 30\` container) | $(mib "$SHIM_RSS") |"
     [ "$DOCKER_OK" = 1 ] && echo "| containerd-shim-runc-v2 (\`sleep 30\` container) | $(mib "$DSHIM_RSS") |"
+    if [ -s "$T/parallel.md" ]; then
+        echo
+        echo "| parallel start / memory | value |"
+        echo "|---|---:|"
+        cat "$T/parallel.md"
+    fi
 } >"$RES/summary.md"
 [ "$DOCKER_OK" = 1 ] || echo -e "\nDocker columns skipped: $DOCKERD not available." >>"$RES/summary.md"
 {
