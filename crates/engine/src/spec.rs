@@ -8,47 +8,9 @@ use berth_types::api::{ContainerConfig, HostConfig};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
+
+pub use berth_types::defaults::{DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS};
 use crate::seccomp;
-
-/// Docker's default capability set (CapEff 00000000a80425fb).
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-pub const MASKED_PATHS: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-pub const READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
 
 /// Namespaces joined instead of created: (OCI type, /proc/<pid>/ns/<x>).
 pub type JoinedNamespaces = Vec<(&'static str, String)>;

@@ -2,47 +2,10 @@
 
 use oci_spec::runtime::{LinuxDeviceCgroupBuilder, Spec};
 
-/// Docker's default capability set (CapEff `00000000a80425fb`).
-pub const DOCKER_CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-/// Docker's default masked paths (RES-18).
-pub const DOCKER_MASKED_PATHS: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// Docker's default read-only paths (RES-18).
-pub const DOCKER_READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+pub use berth_types::defaults::{
+    DEFAULT_CAPS as DOCKER_CAPABILITIES, MASKED_PATHS as DOCKER_MASKED_PATHS,
+    READONLY_PATHS as DOCKER_READONLY_PATHS,
+};
 
 /// The spec `berth-runtime spec` writes: oci-spec's default (the same shape
 /// as `runc spec`) with runc's hostname/terminal and a deny-all device rule.

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod defaults;
 pub mod error;
 pub mod mount;
 pub mod shim;
