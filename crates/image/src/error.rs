@@ -38,6 +38,12 @@ pub enum Error {
     Db(#[from] rusqlite::Error),
     #[error("{0}")]
     Internal(String),
+    /// A registry refused the credentials (or none were given).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Any other registry / network failure.
+    #[error("{message}")]
+    Registry { kind: ErrorKind, message: String },
 }
 
 impl Error {
@@ -50,7 +56,10 @@ impl Error {
             | Error::UnsafeEntry { .. }
             | Error::InvalidChange(_) => ErrorKind::InvalidArgument,
             Error::InUse(_) => ErrorKind::Conflict,
-            Error::Io { .. } | Error::Db(_) | Error::Internal(_) => ErrorKind::Internal,
+            Error::Io { .. } | Error::Db(_) | Error::Internal(_) | Error::Unauthorized(_) => {
+                ErrorKind::Internal
+            }
+            Error::Registry { kind, .. } => *kind,
         }
     }
 

@@ -7,6 +7,7 @@
 mod changes;
 mod error;
 mod reference;
+pub mod registry;
 mod store;
 mod unpack;
 mod util;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{Error, Result};
 pub use reference::{normalize_reference, parse_reference, Reference};
+pub use registry::{Credentials, Progress, PullResult, RegistryConfig};
 pub use store::ImageStore;
 
 /// One image from a `load`.

@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS tags (
     tagged   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+-- Compressed layer blobs kept for push (blobs/sha256/<digest>).
+CREATE TABLE IF NOT EXISTS layer_blobs (
+    diff_id    TEXT PRIMARY KEY,
+    digest     TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    media_type TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS snapshots (
     key      TEXT PRIMARY KEY,
     image_id TEXT NOT NULL,
@@ -67,24 +74,24 @@ pub struct ImageStore {
 
 /// `config` file of an image (only what the store needs).
 #[derive(Debug, Deserialize)]
-struct ConfigFile {
+pub(crate) struct ConfigFile {
     #[serde(default)]
-    architecture: Option<String>,
+    pub(crate) architecture: Option<String>,
     #[serde(default)]
-    os: Option<String>,
+    pub(crate) os: Option<String>,
     #[serde(default)]
-    created: Option<String>,
+    pub(crate) created: Option<String>,
     #[serde(default)]
-    config: Option<ImageConfig>,
-    rootfs: Option<RootFs>,
+    pub(crate) config: Option<ImageConfig>,
+    pub(crate) rootfs: Option<RootFs>,
 }
 
 #[derive(Debug, Deserialize)]
-struct RootFs {
+pub(crate) struct RootFs {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
-    diff_ids: Vec<String>,
+    pub(crate) diff_ids: Vec<String>,
 }
 
 /// One entry of a `docker save` manifest.json.
@@ -99,24 +106,64 @@ struct ManifestEntry {
 }
 
 /// A layer placed on disk by the current operation, not yet in the db.
-struct NewLayer {
-    chain_id: String,
-    diff_id: String,
-    parent: Option<String>,
+pub(crate) struct NewLayer {
+    pub(crate) chain_id: String,
+    pub(crate) diff_id: String,
+    pub(crate) parent: Option<String>,
+    pub(crate) size: u64,
+    pub(crate) dir: PathBuf,
+}
+
+/// A gzip copy of a layer written while it was unpacked (for push).
+pub(crate) struct GzBlob {
+    digest: String,
     size: u64,
-    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+/// Writer that hashes and counts what goes through it.
+struct HashWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    count: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reader that copies everything it reads into a gzip encoder.
+struct GzTee<R> {
+    inner: R,
+    enc: flate2::write::GzEncoder<HashWriter<fs::File>>,
+}
+
+impl<R: Read> Read for GzTee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        std::io::Write::write_all(&mut self.enc, &buf[..n])?;
+        Ok(n)
+    }
 }
 
 /// An image ready to be registered.
-struct Plan {
-    id: String,
-    created: String,
-    size: u64,
-    architecture: String,
-    os: String,
-    config: ImageConfig,
-    diff_ids: Vec<String>,
-    tags: Vec<String>,
+pub(crate) struct Plan {
+    pub(crate) id: String,
+    pub(crate) created: String,
+    pub(crate) size: u64,
+    pub(crate) architecture: String,
+    pub(crate) os: String,
+    pub(crate) config: ImageConfig,
+    pub(crate) diff_ids: Vec<String>,
+    pub(crate) tags: Vec<String>,
 }
 
 fn now() -> String {
@@ -154,7 +201,7 @@ fn is_hex(s: &str) -> bool {
 }
 
 /// Docker's name for the host architecture.
-fn host_arch() -> &'static str {
+pub(crate) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -261,7 +308,7 @@ impl ImageStore {
     }
 
     /// Size of a registered layer whose directory exists.
-    fn existing_layer(&self, chain_id: &str) -> Result<Option<u64>> {
+    pub(crate) fn existing_layer(&self, chain_id: &str) -> Result<Option<u64>> {
         let size: Option<i64> = lock(&self.db)
             .query_row(
                 "SELECT diff_size FROM layers WHERE chain_id = ?1",
@@ -276,7 +323,18 @@ impl ImageStore {
 
     /// Unpack one layer stream (plain or gzip) into a temp dir under layers/.
     /// Returns (diff id, content size, temp dir holding `diff/`).
-    fn extract_layer(&self, reader: &mut dyn Read) -> Result<(String, u64, TempDir)> {
+    pub(crate) fn extract_layer(&self, reader: &mut dyn Read) -> Result<(String, u64, TempDir)> {
+        let (d, s, t, _) = self.extract_layer_opt(reader, false)?;
+        Ok((d, s, t))
+    }
+
+    /// `extract_layer`, optionally also writing a gzip copy of the tar to
+    /// `tmp/` (kept as the layer's blob for push).
+    fn extract_layer_opt(
+        &self,
+        reader: &mut dyn Read,
+        keep_gzip: bool,
+    ) -> Result<(String, u64, TempDir, Option<GzBlob>)> {
         let tmp = TempDir::new_in(&self.root.join("layers"), ".tmp-")?;
         let diff = tmp.path().join("diff");
         fs::create_dir(&diff).ctx(|| format!("mkdir {}", diff.display()))?;
@@ -284,12 +342,124 @@ impl ImageStore {
             .ctx(|| format!("chmod {}", diff.display()))?;
         let decoded =
             maybe_gunzip(reader).map_err(|e| Error::archive(format!("invalid archive: {e}")))?;
-        let mut hr = HashingReader::new(decoded);
-        let size = unpack(&mut hr, &diff, UnpackOptions::LAYER)?;
-        let digest = hr
+        if !keep_gzip {
+            let mut hr = HashingReader::new(decoded);
+            let size = unpack(&mut hr, &diff, UnpackOptions::LAYER)?;
+            let digest = hr
+                .finish()
+                .map_err(|e| Error::archive(format!("invalid tar archive: {e}")))?;
+            return Ok((digest, size, tmp, None));
+        }
+        let gz_path = self.root.join("tmp").join(format!("gz-{}", unique_suffix()));
+        let file = fs::File::create(&gz_path).ctx(|| format!("create {}", gz_path.display()))?;
+        let cleanup = |e| {
+            let _ = fs::remove_file(&gz_path);
+            e
+        };
+        let enc = flate2::write::GzEncoder::new(
+            HashWriter {
+                inner: file,
+                hasher: <sha2::Sha256 as sha2::Digest>::new(),
+                count: 0,
+            },
+            flate2::Compression::fast(),
+        );
+        let mut hr = HashingReader::new(GzTee {
+            inner: decoded,
+            enc,
+        });
+        let size = unpack(&mut hr, &diff, UnpackOptions::LAYER).map_err(cleanup)?;
+        let (digest, tee) = hr
+            .finish_inner()
+            .map_err(|e| Error::archive(format!("invalid tar archive: {e}")))
+            .map_err(cleanup)?;
+        let hw = tee
+            .enc
             .finish()
-            .map_err(|e| Error::archive(format!("invalid tar archive: {e}")))?;
-        Ok((digest, size, tmp))
+            .ctx(|| format!("write {}", gz_path.display()))
+            .map_err(cleanup)?;
+        hw.inner.sync_all().ctx(|| "sync layer blob".into()).map_err(cleanup)?;
+        let blob = GzBlob {
+            digest: format!("sha256:{}", hex::encode(sha2::Digest::finalize(hw.hasher))),
+            size: hw.count,
+            tmp: gz_path,
+        };
+        Ok((digest, size, tmp, Some(blob)))
+    }
+
+    /// Keep a gzip layer blob (from load/import) for push.
+    fn keep_gz_blob(&self, diff_id: &str, blob: GzBlob) -> Result<()> {
+        let target = self.blob_path(&blob.digest);
+        fs::rename(&blob.tmp, &target).ctx(|| format!("rename {}", target.display()))?;
+        lock(&self.db).execute(
+            "INSERT OR REPLACE INTO layer_blobs (diff_id, digest, size, media_type) VALUES (?1, ?2, ?3, ?4)",
+            params![diff_id, blob.digest, blob.size as i64, crate::registry::MT_DOCKER_LAYER_GZIP],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        lock(&self.write_lock)
+    }
+
+    pub(crate) fn blob_file(&self, digest: &str) -> PathBuf {
+        self.blob_path(digest)
+    }
+
+    /// Place a freshly extracted layer at layers/<chain> (replacing a stale
+    /// unregistered dir).
+    pub(crate) fn place_new_layer(&self, tmp: TempDir, chain_id: &str) -> Result<Option<PathBuf>> {
+        let stale = self.layer_dir(chain_id);
+        if stale.exists() && self.existing_layer(chain_id)?.is_none() {
+            remove_all(&stale).ctx(|| format!("remove {}", stale.display()))?;
+        }
+        self.place_layer(tmp, chain_id)
+    }
+
+    /// Stored compressed blob of a layer: (digest, size, media type).
+    pub(crate) fn layer_blob(&self, diff_id: &str) -> Result<Option<(String, u64, String)>> {
+        let row: Option<(String, i64, String)> = lock(&self.db)
+            .query_row(
+                "SELECT digest, size, media_type FROM layer_blobs WHERE diff_id = ?1",
+                [diff_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(row
+            .filter(|(d, _, _)| self.blob_path(d).is_file())
+            .map(|(d, s, m)| (d, s as u64, m)))
+    }
+
+    /// Register a pulled image: layers, image, tag, repo digest and layer
+    /// blobs in one transaction.
+    pub(crate) fn register_pulled(
+        &self,
+        layers: &[NewLayer],
+        plan: &Plan,
+        repo_digest: &str,
+        blobs: &[(String, String, u64, String)],
+    ) -> Result<()> {
+        self.register(layers, std::slice::from_ref(plan))?;
+        let mut db = lock(&self.db);
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (diff, digest, size, mt) in blobs {
+            tx.execute(
+                "INSERT OR REPLACE INTO layer_blobs (diff_id, digest, size, media_type) VALUES (?1, ?2, ?3, ?4)",
+                params![diff, digest, *size as i64, mt],
+            )?;
+        }
+        add_repo_digest_tx(&tx, &plan.id, repo_digest)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record `name@sha256:..` for an image (replacing the same name's old digest).
+    pub(crate) fn add_repo_digest(&self, id: &str, repo_digest: &str) -> Result<()> {
+        let mut db = lock(&self.db);
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        add_repo_digest_tx(&tx, id, repo_digest)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Move an extracted layer into layers/<chain>. Returns the final dir if
@@ -485,12 +655,15 @@ impl ImageStore {
                     Some(s) => s,
                     None => {
                         let mut f = Self::open_in_archive(work, layer_file)?;
-                        let (digest, s, tmp) = self.extract_layer(&mut f).map_err(|e| match e {
+                        let (digest, s, tmp, gz) =
+                            self.extract_layer_opt(&mut f, true).map_err(|e| match e {
                             Error::InvalidArchive(m) => {
                                 Error::archive(format!("layer {layer_file}: {m}"))
                             }
                             e => e,
                         })?;
+                        let gz_tmp = gz.as_ref().map(|g| g.tmp.clone());
+                        let _gz_guard = scopeguard_remove(gz_tmp);
                         if digest != diff_ids[i] {
                             return Err(Error::archive(format!(
                                 "invalid archive: layer {layer_file} has digest {digest}, \
@@ -512,6 +685,9 @@ impl ImageStore {
                                 size: s,
                                 dir,
                             });
+                            if let Some(g) = gz {
+                                self.keep_gz_blob(&diff_ids[i], g)?;
+                            }
                         }
                         s
                     }
@@ -561,7 +737,8 @@ impl ImageStore {
         apply_changes(&mut config, &opts.changes)?;
 
         let _w = lock(&self.write_lock);
-        let (diff_id, size, tmp) = self.extract_layer(tarball)?;
+        let (diff_id, size, tmp, gz) = self.extract_layer_opt(tarball, true)?;
+        let _gz_guard = scopeguard_remove(gz.as_ref().map(|g| g.tmp.clone()));
         let created = now();
         let comment = opts.message.clone().unwrap_or_default();
         let history_comment = if comment.is_empty() {
@@ -599,6 +776,9 @@ impl ImageStore {
                         size,
                         dir,
                     });
+                    if let Some(g) = gz {
+                        self.keep_gz_blob(&diff_id, g)?;
+                    }
                 }
                 size
             }
@@ -735,8 +915,34 @@ impl ImageStore {
             for c in &doomed {
                 tx.execute("DELETE FROM layers WHERE chain_id = ?1", [c])?;
             }
+            // Compressed layer blobs no remaining image uses.
+            let used_diffs: std::collections::HashSet<String> = {
+                let mut st = tx.prepare("SELECT diff_ids FROM images")?;
+                let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+                let mut set = std::collections::HashSet::new();
+                for row in rows {
+                    let diffs: Vec<String> = serde_json::from_str(&row?).unwrap_or_default();
+                    set.extend(diffs);
+                }
+                set
+            };
+            let blob_rows: Vec<(String, String)> = {
+                let mut st = tx.prepare("SELECT diff_id, digest FROM layer_blobs")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<std::result::Result<_, _>>()?
+            };
+            let mut doomed_blobs = Vec::new();
+            for (diff, digest) in blob_rows {
+                if !used_diffs.contains(&diff) {
+                    tx.execute("DELETE FROM layer_blobs WHERE diff_id = ?1", [&diff])?;
+                    doomed_blobs.push(digest);
+                }
+            }
             tx.commit()?;
             let _ = fs::remove_file(self.blob_path(&id));
+            for d in doomed_blobs {
+                let _ = fs::remove_file(self.blob_path(&d));
+            }
             tracing::info!(id = %id, layers = doomed.len(), "deleted image");
             doomed
         };
@@ -947,4 +1153,37 @@ fn load_record(db: &Connection, id: &str) -> Result<ImageRecord> {
         config: serde_json::from_str(&config).map_err(bad)?,
         rootfs_layers: serde_json::from_str(&diff_ids).map_err(bad)?,
     })
+}
+
+fn add_repo_digest_tx(tx: &rusqlite::Transaction<'_>, id: &str, repo_digest: &str) -> Result<()> {
+    let cur: Option<String> = tx
+        .query_row("SELECT repo_digests FROM images WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    let Some(cur) = cur else {
+        return Ok(());
+    };
+    let mut list: Vec<String> = serde_json::from_str(&cur).unwrap_or_default();
+    let name = repo_digest.split('@').next().unwrap_or("");
+    list.retain(|d| d.split('@').next() != Some(name));
+    list.push(repo_digest.to_string());
+    tx.execute(
+        "UPDATE images SET repo_digests = ?1 WHERE id = ?2",
+        params![serde_json::to_string(&list).map_err(|e| Error::Internal(e.to_string()))?, id],
+    )?;
+    Ok(())
+}
+
+/// Removes a temp file on drop (a no-op once it was renamed away).
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+fn scopeguard_remove(p: Option<PathBuf>) -> RemoveOnDrop {
+    RemoveOnDrop(p)
 }

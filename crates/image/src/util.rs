@@ -67,6 +67,15 @@ impl<R: Read> HashingReader<R> {
         io::copy(&mut self, &mut io::sink())?;
         Ok(format!("sha256:{}", hex::encode(self.hasher.finalize())))
     }
+
+    /// `finish`, also returning the inner reader.
+    pub(crate) fn finish_inner(mut self) -> io::Result<(String, R)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.inner,
+        ))
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {

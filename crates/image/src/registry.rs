@@ -1,0 +1,1134 @@
+//! Registry client (Distribution API v2, blocking, over `ureq`) and the
+//! store's `pull` / `push` / `login`. See docs/image-store.md "Registries".
+//!
+//! Pull streams every layer once: HTTP body → (progress, sha256 of the
+//! compressed bytes, tee into `tmp/blob-*`) → gunzip → (sha256 of the tar =
+//! diff id) → safe unpack into `layers/.tmp-*`. Nothing is registered until
+//! every digest checked out; on any error the temp files and dirs go away.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use berth_types::ErrorKind;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, IoContext, Result};
+use crate::reference::parse_reference;
+use crate::store::{chain_ids, host_arch, ConfigFile, ImageStore, NewLayer, Plan};
+use crate::util::{remove_all, sha256_hex, unique_suffix, write_atomic};
+
+pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+const MT_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1";
+
+/// Registry credentials (from `X-Registry-Auth` or `~/.docker/config.json`).
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    /// OAuth refresh / identity token (used as password for token requests).
+    pub identity_token: Option<String>,
+    /// A bearer token to send as is.
+    pub registry_token: Option<String>,
+}
+
+/// Daemon-wide registry settings.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryConfig {
+    /// `insecure-registries`: `host[:port]` entries reached over plain HTTP.
+    /// Loopback hosts (localhost, 127.0.0.0/8, ::1) are always insecure, as
+    /// in Docker.
+    pub insecure_registries: Vec<String>,
+}
+
+/// A progress event, mapped 1:1 to Docker's JSON progress messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// `{"status": status, "id": id}` (id omitted when None).
+    Status { id: Option<String>, status: String },
+    /// `{"status": status, "progressDetail": {"current", "total"}, "id": id}`.
+    Bytes {
+        id: String,
+        status: String,
+        current: u64,
+        total: Option<u64>,
+    },
+    /// Push result: `{"aux": {"Tag", "Digest", "Size"}}`.
+    PushAux {
+        tag: String,
+        digest: String,
+        size: u64,
+    },
+}
+
+fn status(id: Option<&str>, s: impl Into<String>) -> Progress {
+    Progress::Status {
+        id: id.map(String::from),
+        status: s.into(),
+    }
+}
+
+/// Result of a pull.
+#[derive(Debug, Clone)]
+pub struct PullResult {
+    pub id: String,
+    /// Familiar reference as pulled: `127.0.0.1:5000/x:1` or `x@sha256:..`.
+    pub reference: String,
+    /// Digest of the manifest (or index) the reference resolved to.
+    pub digest: String,
+    /// False when the image and the tag were already there.
+    pub changed: bool,
+}
+
+fn reg_err(kind: ErrorKind, msg: impl Into<String>) -> Error {
+    Error::Registry {
+        kind,
+        message: msg.into(),
+    }
+}
+
+/// Split a familiar repository name into (registry domain, repository path).
+pub fn split_name(name: &str) -> (String, String) {
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (first.to_string(), rest.to_string())
+        }
+        _ if name.contains('/') => ("docker.io".into(), name.to_string()),
+        _ => ("docker.io".into(), format!("library/{name}")),
+    }
+}
+
+fn host_part(domain: &str) -> &str {
+    if let Some(rest) = domain.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    domain.rsplit_once(':').map(|(h, _)| h).unwrap_or(domain)
+}
+
+/// Whether `domain` is reached over plain HTTP.
+pub fn is_insecure(cfg: &RegistryConfig, domain: &str) -> bool {
+    let host = host_part(domain);
+    if host == "localhost" || host == "::1" || host.starts_with("127.") {
+        return true;
+    }
+    cfg.insecure_registries
+        .iter()
+        .any(|r| r == domain || r == host)
+}
+
+/// The base URL of the registry API for `domain`.
+pub fn endpoint(cfg: &RegistryConfig, domain: &str) -> String {
+    if domain == "docker.io" {
+        return "https://registry-1.docker.io".into();
+    }
+    let scheme = if is_insecure(cfg, domain) {
+        "http"
+    } else {
+        "https"
+    };
+    format!("{scheme}://{domain}")
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .user_agent(format!("berth/{}", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// Parse `Bearer realm="..",service="..",scope=".."` / `Basic realm=".."`.
+fn parse_challenge(h: &str) -> (String, Vec<(String, String)>) {
+    let h = h.trim();
+    let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
+    let mut params = Vec::new();
+    let mut s = rest.trim();
+    while !s.is_empty() {
+        let Some((k, v)) = s.split_once('=') else { break };
+        let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let v = v.trim_start();
+        let (val, tail) = if let Some(q) = v.strip_prefix('"') {
+            match q.find('"') {
+                Some(i) => (q[..i].to_string(), &q[i + 1..]),
+                None => (q.to_string(), ""),
+            }
+        } else {
+            match v.find(',') {
+                Some(i) => (v[..i].trim().to_string(), &v[i..]),
+                None => (v.trim().to_string(), ""),
+            }
+        };
+        params.push((k, val));
+        s = tail.trim_start().trim_start_matches(',').trim_start();
+    }
+    (scheme.to_ascii_lowercase(), params)
+}
+
+/// First error message of a registry error body
+/// (`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}`),
+/// rendered like Docker: `manifest unknown: manifest unknown`.
+fn error_body(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct E {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    #[derive(Deserialize)]
+    struct Es {
+        errors: Vec<E>,
+    }
+    let es: Es = serde_json::from_slice(body).ok()?;
+    let e = es.errors.first()?;
+    let code = e.code.to_ascii_lowercase().replace('_', " ");
+    Some(if e.message.is_empty() {
+        code
+    } else {
+        format!("{code}: {}", e.message)
+    })
+}
+
+type Resp = ureq::http::Response<ureq::Body>;
+
+/// An authenticated connection to one repository.
+pub(crate) struct Session {
+    agent: ureq::Agent,
+    base: String,
+    domain: String,
+    pub(crate) path: String,
+    auth: Option<String>,
+}
+
+impl Session {
+    /// Ping `/v2/`, follow a Basic or Bearer challenge for `actions`
+    /// ("pull" or "pull,push").
+    pub(crate) fn open(
+        cfg: &RegistryConfig,
+        domain: &str,
+        path: &str,
+        creds: Option<&Credentials>,
+        actions: &str,
+    ) -> Result<Session> {
+        let mut s = Session {
+            agent: agent(),
+            base: endpoint(cfg, domain),
+            domain: domain.to_string(),
+            path: path.to_string(),
+            auth: None,
+        };
+        let scope = if path.is_empty() {
+            None
+        } else {
+            Some(format!("repository:{path}:{actions}"))
+        };
+        s.authenticate(creds, scope.as_deref())?;
+        Ok(s)
+    }
+
+    fn url_err(&self, method: &str, url: &str, e: impl std::fmt::Display) -> Error {
+        reg_err(
+            ErrorKind::Internal,
+            format!("{method} \"{url}\": {e}"),
+        )
+    }
+
+    pub(crate) fn authenticate(
+        &mut self,
+        creds: Option<&Credentials>,
+        scope: Option<&str>,
+    ) -> Result<()> {
+        let url = format!("{}/v2/", self.base);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| self.url_err("Get", &url, e))?;
+        let st = resp.status().as_u16();
+        if st != 401 {
+            return if (200..300).contains(&st) {
+                Ok(())
+            } else {
+                let body = resp.body_mut().read_to_vec().unwrap_or_default();
+                Err(reg_err(
+                    ErrorKind::Internal,
+                    format!(
+                        "Get \"{url}\": {}",
+                        error_body(&body).unwrap_or_else(|| format!("unexpected status {st}"))
+                    ),
+                ))
+            };
+        }
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let (scheme, params) = parse_challenge(&challenge);
+        let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let basic = |c: &Credentials| {
+            let pw = c.identity_token.as_deref().unwrap_or(&c.password);
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, pw))
+            )
+        };
+        let unauthorized = |detail: &str| {
+            Error::Unauthorized(format!("Get \"{url}\": {detail}"))
+        };
+        if let Some(t) = creds.and_then(|c| c.registry_token.clone()) {
+            self.auth = Some(format!("Bearer {t}"));
+            return Ok(());
+        }
+        match scheme.as_str() {
+            "basic" => {
+                let c = creds
+                    .filter(|c| !c.username.is_empty())
+                    .ok_or_else(|| unauthorized("no basic auth credentials"))?;
+                let auth = basic(c);
+                let mut r2 = self
+                    .agent
+                    .get(&url)
+                    .header("Authorization", &auth)
+                    .call()
+                    .map_err(|e| self.url_err("Get", &url, e))?;
+                if r2.status().as_u16() == 401 {
+                    let body = r2.body_mut().read_to_vec().unwrap_or_default();
+                    return Err(unauthorized(
+                        &error_body(&body)
+                            .unwrap_or_else(|| "unauthorized: authentication required".into()),
+                    ));
+                }
+                self.auth = Some(auth);
+                Ok(())
+            }
+            "bearer" => {
+                let realm = param("realm").ok_or_else(|| {
+                    unauthorized(&format!("bearer challenge without realm: {challenge}"))
+                })?;
+                let mut q = Vec::new();
+                if let Some(svc) = param("service") {
+                    q.push(("service".to_string(), svc));
+                }
+                if let Some(sc) = scope {
+                    q.push(("scope".to_string(), sc.to_string()));
+                }
+                if let Some(c) = creds.filter(|c| !c.username.is_empty()) {
+                    q.push(("account".to_string(), c.username.clone()));
+                }
+                let qs: String = q
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", urlencode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                let turl = if qs.is_empty() {
+                    realm.clone()
+                } else if realm.contains('?') {
+                    format!("{realm}&{qs}")
+                } else {
+                    format!("{realm}?{qs}")
+                };
+                let mut req = self.agent.get(&turl);
+                if let Some(c) = creds.filter(|c| !c.username.is_empty()) {
+                    req = req.header("Authorization", basic(c));
+                }
+                let mut tr = req.call().map_err(|e| self.url_err("Get", &turl, e))?;
+                let tst = tr.status().as_u16();
+                let body = tr.body_mut().read_to_vec().unwrap_or_default();
+                if tst == 401 || tst == 403 {
+                    return Err(unauthorized(&format!(
+                        "unauthorized: {}",
+                        error_body(&body).unwrap_or_else(|| "incorrect username or password".into())
+                    )));
+                }
+                if !(200..300).contains(&tst) {
+                    return Err(reg_err(
+                        ErrorKind::Internal,
+                        format!("Get \"{turl}\": token server returned status {tst}"),
+                    ));
+                }
+                #[derive(Deserialize)]
+                struct Tok {
+                    #[serde(default)]
+                    token: Option<String>,
+                    #[serde(default)]
+                    access_token: Option<String>,
+                }
+                let t: Tok = serde_json::from_slice(&body).map_err(|e| {
+                    reg_err(ErrorKind::Internal, format!("invalid token response: {e}"))
+                })?;
+                let tok = t.token.or(t.access_token).ok_or_else(|| {
+                    reg_err(ErrorKind::Internal, "token response without a token")
+                })?;
+                self.auth = Some(format!("Bearer {tok}"));
+                Ok(())
+            }
+            _ => Err(unauthorized(&format!(
+                "unsupported authentication challenge {challenge:?}"
+            ))),
+        }
+    }
+
+    fn url(&self, tail: &str) -> String {
+        format!("{}/v2/{}/{}", self.base, self.path, tail)
+    }
+
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else {
+            format!("{}{}", self.base, location)
+        }
+    }
+
+    fn get(&self, url: &str, accept: Option<&str>) -> Result<Resp> {
+        let mut req = self.agent.get(url);
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        req.call().map_err(|e| self.url_err("Get", url, e))
+    }
+
+    fn head(&self, url: &str, accept: Option<&str>) -> Result<Resp> {
+        let mut req = self.agent.head(url);
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        req.call().map_err(|e| self.url_err("Head", url, e))
+    }
+
+    /// Map a non-2xx response to an error.
+    fn fail(&self, what: &str, url: &str, mut resp: Resp) -> Error {
+        let st = resp.status().as_u16();
+        let body = resp.body_mut().read_to_vec().unwrap_or_default();
+        let detail = error_body(&body).unwrap_or_else(|| format!("unexpected status {st}"));
+        let kind = match st {
+            404 => ErrorKind::NotFound,
+            _ => ErrorKind::Internal,
+        };
+        if st == 401 || st == 403 {
+            return Error::Unauthorized(format!("{what}: \"{url}\": {detail}"));
+        }
+        if st == 404 && what.starts_with("manifest") {
+            return reg_err(kind, format!("{what} not found: {detail}"));
+        }
+        reg_err(kind, format!("{what}: \"{url}\": {detail}"))
+    }
+
+    /// Manifest bytes, media type, digest (verified when `reference` is one).
+    pub(crate) fn manifest(&self, reference: &str, display: &str) -> Result<(Vec<u8>, String, String)> {
+        let url = self.url(&format!("manifests/{reference}"));
+        let accept = [MT_OCI_INDEX, MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_MANIFEST].join(", ");
+        let mut resp = self.get(&url, Some(&accept))?;
+        if !resp.status().is_success() {
+            return Err(self.fail(&format!("manifest for {display}"), &url, resp));
+        }
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(4 << 20)
+            .read_to_vec()
+            .map_err(|e| self.url_err("Get", &url, e))?;
+        let digest = format!("sha256:{}", sha256_hex(&body));
+        if reference.starts_with("sha256:") && reference != digest {
+            return Err(reg_err(
+                ErrorKind::InvalidArgument,
+                format!("manifest verification failed for digest {reference}"),
+            ));
+        }
+        #[derive(Deserialize)]
+        struct MtOnly {
+            #[serde(default, rename = "mediaType")]
+            media_type: Option<String>,
+            #[serde(default, rename = "schemaVersion")]
+            schema_version: Option<u32>,
+        }
+        let m: MtOnly = serde_json::from_slice(&body).map_err(|e| {
+            reg_err(ErrorKind::Internal, format!("invalid manifest for {display}: {e}"))
+        })?;
+        let mt = m.media_type.filter(|m| !m.is_empty()).unwrap_or(ct);
+        if m.schema_version == Some(1) || mt.starts_with(MT_SCHEMA1) {
+            return Err(reg_err(
+                ErrorKind::InvalidArgument,
+                format!("{display}: schema 1 manifests are not supported"),
+            ));
+        }
+        Ok((body, mt, digest))
+    }
+
+    /// Small blob (config), verified.
+    pub(crate) fn small_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let mut resp = self.get(&url, None)?;
+        if !resp.status().is_success() {
+            return Err(self.fail("fetching blob", &url, resp));
+        }
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_vec()
+            .map_err(|e| self.url_err("Get", &url, e))?;
+        if format!("sha256:{}", sha256_hex(&body)) != digest {
+            return Err(reg_err(
+                ErrorKind::InvalidArgument,
+                format!("digest mismatch for blob {digest}"),
+            ));
+        }
+        Ok(body)
+    }
+
+    pub(crate) fn blob_stream(&self, digest: &str) -> Result<Box<dyn Read + Send>> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let resp = self.get(&url, None)?;
+        if !resp.status().is_success() {
+            return Err(self.fail("fetching blob", &url, resp));
+        }
+        Ok(Box::new(resp.into_body().into_reader()))
+    }
+
+    pub(crate) fn blob_exists(&self, digest: &str) -> Result<bool> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let resp = self.head(&url, None)?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.fail("checking blob", &url, resp)),
+        }
+    }
+
+    /// Monolithic upload: POST an upload session, PUT the bytes with the digest.
+    pub(crate) fn upload_blob(
+        &self,
+        digest: &str,
+        size: u64,
+        body: &mut dyn Read,
+    ) -> Result<()> {
+        let url = self.url("blobs/uploads/");
+        let mut req = self.agent.post(&url);
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send_empty().map_err(|e| self.url_err("Post", &url, e))?;
+        if resp.status().as_u16() != 202 {
+            return Err(self.fail("starting upload", &url, resp));
+        }
+        let loc = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| reg_err(ErrorKind::Internal, "upload without Location"))?;
+        let loc = self.absolute(loc);
+        let put = if loc.contains('?') {
+            format!("{loc}&digest={}", urlencode(digest))
+        } else {
+            format!("{loc}?digest={}", urlencode(digest))
+        };
+        let mut req = self
+            .agent
+            .put(&put)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", size.to_string());
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req
+            .send(ureq::SendBody::from_reader(body))
+            .map_err(|e| self.url_err("Put", &put, e))?;
+        if !resp.status().is_success() {
+            return Err(self.fail("uploading blob", &put, resp));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn put_manifest(&self, tag: &str, media_type: &str, body: &[u8]) -> Result<()> {
+        let url = self.url(&format!("manifests/{tag}"));
+        let mut req = self.agent.put(&url).header("Content-Type", media_type);
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send(body).map_err(|e| self.url_err("Put", &url, e))?;
+        if !resp.status().is_success() {
+            return Err(self.fail("putting manifest", &url, resp));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn domain(&self) -> &str {
+        &self.domain
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Check credentials against a registry (`docker login`, `POST /auth`).
+pub fn login(cfg: &RegistryConfig, server: &str, creds: &Credentials) -> Result<()> {
+    let domain = normalize_server(server);
+    let mut s = Session {
+        agent: agent(),
+        base: endpoint(cfg, &domain),
+        domain: domain.clone(),
+        path: String::new(),
+        auth: None,
+    };
+    s.authenticate(Some(creds), None)
+}
+
+/// `https://index.docker.io/v1/` → `docker.io`; strips scheme and path.
+pub fn normalize_server(server: &str) -> String {
+    let s = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let s = s.split('/').next().unwrap_or(s);
+    match s {
+        "" | "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".into(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+struct Platform {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+}
+
+#[derive(Deserialize)]
+struct Index {
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    config: Descriptor,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+fn valid_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+fn short(d: &str) -> String {
+    d.strip_prefix("sha256:").unwrap_or(d).chars().take(12).collect()
+}
+
+/// Reads the HTTP body: counts, reports progress, hashes, tees to a file.
+struct BlobReader<'a> {
+    inner: Box<dyn Read + Send>,
+    hasher: Sha256,
+    count: u64,
+    file: fs::File,
+    id: String,
+    total: u64,
+    last: u64,
+    progress: &'a mut dyn FnMut(Progress),
+}
+
+impl Read for BlobReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.file.write_all(&buf[..n])?;
+        self.count += n as u64;
+        if n > 0 && (self.count - self.last >= 512 * 1024 || self.count == self.total) {
+            self.last = self.count;
+            (self.progress)(Progress::Bytes {
+                id: self.id.clone(),
+                status: "Downloading".into(),
+                current: self.count,
+                total: Some(self.total),
+            });
+        }
+        Ok(n)
+    }
+}
+
+/// Reader that counts and reports push progress.
+struct PushReader<'a> {
+    inner: fs::File,
+    count: u64,
+    last: u64,
+    total: u64,
+    id: String,
+    progress: &'a mut dyn FnMut(Progress),
+}
+
+impl Read for PushReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if n > 0 && (self.count - self.last >= 512 * 1024 || self.count == self.total) {
+            self.last = self.count;
+            (self.progress)(Progress::Bytes {
+                id: self.id.clone(),
+                status: "Pushing".into(),
+                current: self.count,
+                total: Some(self.total),
+            });
+        }
+        Ok(n)
+    }
+}
+
+/// Files to remove if the operation fails.
+struct Cleanup {
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.armed {
+            for f in &self.files {
+                let _ = fs::remove_file(f);
+            }
+            for d in &self.dirs {
+                let _ = remove_all(d);
+            }
+        }
+    }
+}
+
+impl ImageStore {
+    /// `docker pull` (IMG-06/07): by tag (default `latest`) or digest.
+    pub fn pull(
+        &self,
+        reference: &str,
+        creds: Option<&Credentials>,
+        cfg: &RegistryConfig,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PullResult> {
+        let r = parse_reference(reference)?;
+        let (domain, path) = split_name(&r.name);
+        let want = match (&r.digest, &r.tag) {
+            (Some(d), _) => d.clone(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".into(),
+        };
+        let display = if r.digest.is_some() {
+            format!("{}@{}", r.name, want)
+        } else {
+            format!("{}:{}", r.name, want)
+        };
+        let session = Session::open(cfg, &domain, &path, creds, "pull")?;
+        let (mut body, mut mt, top_digest) = session.manifest(&want, &display)?;
+        if mt == MT_DOCKER_LIST || mt == MT_OCI_INDEX {
+            let idx: Index = serde_json::from_slice(&body).map_err(|e| {
+                reg_err(ErrorKind::Internal, format!("invalid manifest list: {e}"))
+            })?;
+            let arch = host_arch();
+            let pick = idx
+                .manifests
+                .iter()
+                .find(|m| {
+                    m.platform
+                        .as_ref()
+                        .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+                })
+                .ok_or_else(|| {
+                    reg_err(
+                        ErrorKind::NotFound,
+                        format!(
+                            "no matching manifest for linux/{arch} in the manifest list entries"
+                        ),
+                    )
+                })?;
+            if !valid_digest(&pick.digest) {
+                return Err(reg_err(ErrorKind::Internal, "invalid digest in manifest list"));
+            }
+            let (b, m, _) = session.manifest(&pick.digest, &display)?;
+            body = b;
+            mt = m;
+            if mt == MT_DOCKER_LIST || mt == MT_OCI_INDEX {
+                return Err(reg_err(ErrorKind::Internal, "nested manifest lists"));
+            }
+        }
+        let manifest: Manifest = serde_json::from_slice(&body)
+            .map_err(|e| reg_err(ErrorKind::Internal, format!("invalid manifest: {e}")))?;
+        progress(status(Some(&want), format!("Pulling from {path}")));
+
+        if !valid_digest(&manifest.config.digest)
+            || manifest.layers.iter().any(|l| !valid_digest(&l.digest))
+        {
+            return Err(reg_err(ErrorKind::Internal, "invalid digest in manifest"));
+        }
+        let cfg_bytes = session.small_blob(&manifest.config.digest)?;
+        let id = manifest.config.digest.clone();
+        let cfile: ConfigFile = serde_json::from_slice(&cfg_bytes)
+            .map_err(|e| Error::archive(format!("invalid image config: {e}")))?;
+        let diff_ids = cfile
+            .rootfs
+            .as_ref()
+            .map(|r| r.diff_ids.clone())
+            .unwrap_or_default();
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(Error::archive(format!(
+                "image config has {} diff ids but the manifest {} layers",
+                diff_ids.len(),
+                manifest.layers.len()
+            )));
+        }
+        if let Some(bad) = diff_ids.iter().find(|d| !valid_digest(d)) {
+            return Err(Error::archive(format!("invalid diff id {bad:?}")));
+        }
+        for l in &manifest.layers {
+            let ok = l.media_type.is_empty()
+                || l.media_type.ends_with("tar.gzip")
+                || l.media_type.ends_with("tar+gzip")
+                || l.media_type.ends_with(".tar")
+                || l.media_type.ends_with("diff.tar");
+            if !ok {
+                return Err(reg_err(
+                    ErrorKind::InvalidArgument,
+                    format!("unsupported layer media type {:?}", l.media_type),
+                ));
+            }
+        }
+        let tag = if r.digest.is_none() {
+            Some(format!("{}:{}", r.name, want))
+        } else {
+            None
+        };
+        let repo_digest = format!("{}@{}", r.name, top_digest);
+
+        let _w = self.lock_writes();
+        let already = self.resolve(&id).ok();
+        let chains = chain_ids(&diff_ids);
+        let mut present = Vec::new();
+        for c in &chains {
+            present.push(self.existing_layer(c)?.is_some());
+        }
+        for (i, l) in manifest.layers.iter().enumerate() {
+            let st = if present[i] {
+                "Already exists"
+            } else {
+                "Pulling fs layer"
+            };
+            progress(status(Some(&short(&l.digest)), st));
+        }
+        let mut cleanup = Cleanup {
+            files: Vec::new(),
+            dirs: Vec::new(),
+            armed: true,
+        };
+        let mut new_layers: Vec<NewLayer> = Vec::new();
+        let mut blobs: Vec<(String, String, u64, String)> = Vec::new();
+        let mut size = 0u64;
+        for (i, l) in manifest.layers.iter().enumerate() {
+            let chain = &chains[i];
+            if present[i] {
+                size += self.existing_layer(chain)?.unwrap_or(0);
+                continue;
+            }
+            if let Some(nl) = new_layers.iter().find(|n| &n.chain_id == chain) {
+                size += nl.size;
+                continue;
+            }
+            let sid = short(&l.digest);
+            let stream = session.blob_stream(&l.digest)?;
+            let tmpf = self.root().join("tmp").join(format!("blob-{}", unique_suffix()));
+            cleanup.files.push(tmpf.clone());
+            let file = fs::File::create(&tmpf).ctx(|| format!("create {}", tmpf.display()))?;
+            let mut br = BlobReader {
+                inner: stream,
+                hasher: Sha256::new(),
+                count: 0,
+                file,
+                id: sid.clone(),
+                total: l.size,
+                last: 0,
+                progress: &mut *progress,
+            };
+            let (diff, dsize, tmpdir) = self.extract_layer(&mut br).map_err(|e| match e {
+                Error::InvalidArchive(m) | Error::Io { context: m, .. } => reg_err(
+                    ErrorKind::InvalidArgument,
+                    format!("layer {}: {m}", l.digest),
+                ),
+                e => e,
+            })?;
+            io::copy(&mut br, &mut io::sink())
+                .map_err(|e| reg_err(ErrorKind::Internal, format!("reading layer {}: {e}", l.digest)))?;
+            let got = format!("sha256:{}", hex::encode(br.hasher.clone().finalize()));
+            let count = br.count;
+            br.file.sync_all().ctx(|| "sync blob".into())?;
+            drop(br);
+            progress(status(Some(&sid), "Verifying Checksum"));
+            if got != l.digest || (l.size != 0 && count != l.size) {
+                return Err(reg_err(
+                    ErrorKind::InvalidArgument,
+                    format!("filesystem layer verification failed for digest {}", l.digest),
+                ));
+            }
+            progress(status(Some(&sid), "Download complete"));
+            if diff != diff_ids[i] {
+                return Err(Error::archive(format!(
+                    "layer {} has diff id {diff}, the image config expects {}",
+                    l.digest, diff_ids[i]
+                )));
+            }
+            progress(Progress::Bytes {
+                id: sid.clone(),
+                status: "Extracting".into(),
+                current: count,
+                total: Some(l.size.max(count)),
+            });
+            if let Some(dir) = self.place_new_layer(tmpdir, chain)? {
+                cleanup.dirs.push(dir.clone());
+                new_layers.push(NewLayer {
+                    chain_id: chain.clone(),
+                    diff_id: diff.clone(),
+                    parent: i.checked_sub(1).map(|p| chains[p].clone()),
+                    size: dsize,
+                    dir,
+                });
+            }
+            let mt = if l.media_type.is_empty() {
+                MT_DOCKER_LAYER_GZIP.to_string()
+            } else {
+                l.media_type.clone()
+            };
+            blobs.push((diff.clone(), l.digest.clone(), count, mt));
+            let final_blob = self.blob_file(&l.digest);
+            fs::rename(&tmpf, &final_blob).ctx(|| format!("rename {}", final_blob.display()))?;
+            cleanup.files.push(final_blob);
+            size += dsize;
+            progress(status(Some(&sid), "Pull complete"));
+        }
+        let cfg_path = self.blob_file(&id);
+        if !cfg_path.exists() {
+            write_atomic(&cfg_path, &cfg_bytes)?;
+        }
+        let man_path = self.blob_file(&top_digest);
+        if !man_path.exists() {
+            let _ = write_atomic(&man_path, &body);
+        }
+        let plan = Plan {
+            id: id.clone(),
+            created: cfile.created.clone().unwrap_or_default(),
+            size,
+            architecture: cfile.architecture.clone().unwrap_or_default(),
+            os: cfile.os.clone().unwrap_or_else(|| "linux".into()),
+            config: cfile.config.clone().unwrap_or_default(),
+            diff_ids: diff_ids.clone(),
+            tags: tag.clone().into_iter().collect(),
+        };
+        self.register_pulled(&new_layers, &plan, &repo_digest, &blobs)?;
+        cleanup.armed = false;
+        progress(status(None, format!("Digest: {top_digest}")));
+        let shown = tag.clone().unwrap_or_else(|| repo_digest.clone());
+        let changed = match &already {
+            Some(rec) => tag.as_ref().is_some_and(|t| !rec.repo_tags.contains(t)),
+            None => true,
+        };
+        if changed {
+            progress(status(None, format!("Status: Downloaded newer image for {shown}")));
+        } else {
+            progress(status(None, format!("Status: Image is up to date for {shown}")));
+        }
+        tracing::info!(id = %id, reference = %shown, digest = %top_digest, "pulled image");
+        Ok(PullResult {
+            id,
+            reference: shown,
+            digest: top_digest,
+            changed,
+        })
+    }
+
+    /// `docker push` (IMG-08): every layer blob, the config, a schema2
+    /// manifest under the tag (default `latest`).
+    pub fn push(
+        &self,
+        reference: &str,
+        creds: Option<&Credentials>,
+        cfg: &RegistryConfig,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<String> {
+        let r = parse_reference(reference)?;
+        if r.digest.is_some() {
+            return Err(Error::InvalidReference(
+                "cannot push a digest reference".into(),
+            ));
+        }
+        let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
+        let full = format!("{}:{}", r.name, tag);
+        let rec = match self.resolve(&full) {
+            Ok(rec) => rec,
+            Err(Error::NoSuchImage(_)) => {
+                return Err(reg_err(
+                    ErrorKind::NotFound,
+                    format!("An image does not exist locally with the tag: {}", r.name),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        let (domain, path) = split_name(&r.name);
+        let shown_repo = if domain == "docker.io" {
+            format!("docker.io/{path}")
+        } else {
+            r.name.clone()
+        };
+        progress(status(None, format!("The push refers to repository [{shown_repo}]")));
+        let session = Session::open(cfg, &domain, &path, creds, "pull,push")?;
+        let mut layers = Vec::new();
+        for d in &rec.rootfs_layers {
+            let b = self.layer_blob(d)?.ok_or_else(|| {
+                reg_err(
+                    ErrorKind::FailedPrecondition,
+                    format!("layer {d} has no stored compressed blob; re-pull or re-load the image"),
+                )
+            })?;
+            layers.push((d.clone(), b));
+        }
+        // Docker lists layers top first.
+        for (d, _) in layers.iter().rev() {
+            progress(status(Some(&short(d)), "Preparing"));
+        }
+        for (d, (digest, size, _mt)) in layers.iter().rev() {
+            let sid = short(d);
+            if session.blob_exists(digest)? {
+                progress(status(Some(&sid), "Layer already exists"));
+                continue;
+            }
+            let p = self.blob_file(digest);
+            let f = fs::File::open(&p).ctx(|| format!("open {}", p.display()))?;
+            let mut pr = PushReader {
+                inner: f,
+                count: 0,
+                last: 0,
+                total: *size,
+                id: sid.clone(),
+                progress: &mut *progress,
+            };
+            session.upload_blob(digest, *size, &mut pr)?;
+            progress(status(Some(&sid), "Pushed"));
+        }
+        let cfg_bytes = self.config_blob(&rec.id)?;
+        if !session.blob_exists(&rec.id)? {
+            session.upload_blob(&rec.id, cfg_bytes.len() as u64, &mut &cfg_bytes[..])?;
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MT_DOCKER_MANIFEST,
+            "config": {"mediaType": MT_DOCKER_CONFIG, "size": cfg_bytes.len(), "digest": rec.id},
+            "layers": layers.iter().map(|(_, (digest, size, mt))| serde_json::json!({
+                "mediaType": mt, "size": size, "digest": digest
+            })).collect::<Vec<_>>(),
+        });
+        let mbytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+        session.put_manifest(&tag, MT_DOCKER_MANIFEST, &mbytes)?;
+        let digest = format!("sha256:{}", sha256_hex(&mbytes));
+        let _ = write_atomic(&self.blob_file(&digest), &mbytes);
+        self.add_repo_digest(&rec.id, &format!("{}@{}", r.name, digest))?;
+        progress(status(
+            None,
+            format!("{tag}: digest: {digest} size: {}", mbytes.len()),
+        ));
+        progress(Progress::PushAux {
+            tag: tag.clone(),
+            digest: digest.clone(),
+            size: mbytes.len() as u64,
+        });
+        tracing::info!(image = %rec.id, reference = %full, digest = %digest, domain = %session.domain(), "pushed image");
+        Ok(digest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge() {
+        let (s, p) = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
+        );
+        assert_eq!(s, "bearer");
+        assert_eq!(p[0], ("realm".into(), "https://auth.docker.io/token".into()));
+        assert_eq!(p[1], ("service".into(), "registry.docker.io".into()));
+        assert_eq!(p[2].1, "repository:library/busybox:pull");
+        let (s, p) = parse_challenge(r#"Basic realm="Registry Realm""#);
+        assert_eq!(s, "basic");
+        assert_eq!(p[0].1, "Registry Realm");
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(split_name("busybox"), ("docker.io".into(), "library/busybox".into()));
+        assert_eq!(split_name("a/b"), ("docker.io".into(), "a/b".into()));
+        assert_eq!(
+            split_name("127.0.0.1:5000/x/y"),
+            ("127.0.0.1:5000".into(), "x/y".into())
+        );
+        assert_eq!(split_name("localhost/x"), ("localhost".into(), "x".into()));
+        let cfg = RegistryConfig::default();
+        assert!(is_insecure(&cfg, "127.0.0.1:5000"));
+        assert!(is_insecure(&cfg, "localhost"));
+        assert!(!is_insecure(&cfg, "example.com:5000"));
+        assert_eq!(endpoint(&cfg, "127.0.0.1:5000"), "http://127.0.0.1:5000");
+        assert_eq!(normalize_server("https://index.docker.io/v1/"), "docker.io");
+    }
+
+    #[test]
+    fn registry_error_body() {
+        assert_eq!(
+            error_body(br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#)
+                .unwrap(),
+            "manifest unknown: manifest unknown"
+        );
+    }
+}
