@@ -84,6 +84,29 @@ enum Cmd {
         detach: bool,
         id: String,
     },
+    /// Run a process in a running container (runc's `exec`).
+    Exec {
+        /// OCI process JSON; overrides the command and options below.
+        #[arg(short, long)]
+        process: Option<PathBuf>,
+        #[arg(short, long)]
+        detach: bool,
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        /// Accepted for runc compatibility: the process JSON's `terminal`
+        /// decides (a console socket is needed for it).
+        #[arg(short, long)]
+        tty: bool,
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        #[arg(short, long)]
+        env: Vec<String>,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Write a default config.json.
     Spec {
         #[arg(short, long, default_value = ".")]
@@ -100,7 +123,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // Only create/run fork a process that joins the container; the others
     // skip the copy (the shim would otherwise pin a copy of the binary).
-    if args.iter().skip(1).any(|a| a == "create" || a == "run") {
+    if args
+        .iter()
+        .skip(1)
+        .any(|a| a == "create" || a == "run" || a == "exec")
+    {
         if let Err(e) = sealed::ensure_sealed() {
             eprintln!("ERRO[0000] cannot re-exec from a sealed copy: {e}");
             return ExitCode::from(1);
@@ -168,6 +195,31 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 console_socket,
             };
             return Ok(rt.run(&id, &bundle, &opts, detach)?);
+        }
+        Cmd::Exec {
+            process,
+            detach,
+            pid_file,
+            console_socket,
+            tty: _,
+            cwd,
+            env,
+            id,
+            command,
+        } => {
+            if process.is_none() && command.is_empty() {
+                anyhow::bail!("exec: neither --process nor a command was given");
+            }
+            let opts = berth_runtime::ExecOptions {
+                process,
+                args: command,
+                env,
+                cwd,
+                pid_file,
+                console_socket,
+                detach,
+            };
+            return Ok(rt.exec(&id, &opts)?);
         }
         Cmd::Spec { bundle } => {
             berth_runtime::write_spec(&bundle, &berth_runtime::default_spec()).context("spec")?;

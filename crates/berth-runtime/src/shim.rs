@@ -212,6 +212,9 @@ struct Shim {
     log: Mutex<JsonLog>,
     /// Signalled when an output stream reaches EOF.
     eof: Condvar,
+    /// Pids of running exec processes (each has a thread waiting for it).
+    /// Held while an exec starts: execs start one at a time.
+    execs: Mutex<std::collections::HashSet<u32>>,
 }
 
 #[derive(Default)]
@@ -283,6 +286,7 @@ fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
             partial: [Vec::new(), Vec::new()],
         }),
         eof: Condvar::new(),
+        execs: Mutex::new(Default::default()),
     });
     writeln!(
         ready,
@@ -1011,11 +1015,13 @@ fn send_control(w: &Mutex<UnixStream>, r: &Response) -> io::Result<()> {
 }
 
 /// Serve one connection's frames until EOF.
-fn serve(shim: &Shim, mut conn: UnixStream, id: u64) -> Result<()> {
+fn serve(shim: &Arc<Shim>, mut conn: UnixStream, id: u64) -> Result<()> {
     let w = Arc::new(Mutex::new(conn.try_clone()?));
     // A stuck client must not block the container's output for long.
     lock(&w).set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut stdin_ok = false;
+    // The stdin pipe of this connection's exec process, if any.
+    let mut exec_stdin: Option<Arc<Mutex<Option<File>>>> = None;
     loop {
         let mut h = [0u8; 5];
         if conn.read_exact(&mut h).is_err() {
@@ -1029,6 +1035,27 @@ fn serve(shim: &Shim, mut conn: UnixStream, id: u64) -> Result<()> {
         match kind {
             FrameKind::Control => {
                 let reply = match serde_json::from_slice::<Request>(&payload) {
+                    Ok(Request::Exec {
+                        exec_id,
+                        process,
+                        stdin,
+                    }) => Some(if exec_stdin.is_some() {
+                        Response::Error {
+                            message: "one exec per connection".into(),
+                        }
+                    } else {
+                        match exec(shim, &exec_id, &process, stdin, &w) {
+                            Ok(si) => {
+                                // `exec` sent `ExecStarted` itself, before
+                                // any output or `ExecExited`.
+                                exec_stdin = Some(si);
+                                continue;
+                            }
+                            Err(e) => Response::Error {
+                                message: format!("{e:#}"),
+                            },
+                        }
+                    }),
                     Ok(req) => handle(shim, req, &w, id, &mut stdin_ok),
                     Err(e) => Some(Response::Error {
                         message: format!("bad request: {e}"),
@@ -1036,6 +1063,21 @@ fn serve(shim: &Shim, mut conn: UnixStream, id: u64) -> Result<()> {
                 };
                 if let Some(r) = reply {
                     send_control(&w, &r)?;
+                }
+            }
+            FrameKind::Stdin if exec_stdin.is_some() => {
+                if let Some(si) = &exec_stdin {
+                    let mut g = lock(si);
+                    if let Some(f) = g.as_mut() {
+                        if f.write_all(&payload).is_err() {
+                            *g = None;
+                        }
+                    }
+                }
+            }
+            FrameKind::StdinClose if exec_stdin.is_some() => {
+                if let Some(si) = &exec_stdin {
+                    *lock(si) = None;
                 }
             }
             FrameKind::Stdin if stdin_ok => {
@@ -1131,7 +1173,182 @@ fn handle(
                 running: st.started && st.exit.is_none(),
             }
         }
+        // No pty support yet: nothing to resize.
+        Request::Resize { .. } => Response::Ok,
+        Request::Exec { .. } => unreachable!("handled in serve"),
     })
+}
+
+/// Start an exec process (`<runtime> exec -d --process P`; the runtime
+/// exits once the process runs, which is then re-parented to us, the
+/// subreaper), stream its output on `w`, reap it and send `ExecExited`.
+/// Always exec'd, also for the in-process runtime: the shim has threads by
+/// now and libcontainer forks without exec. Sends `ExecStarted` and returns
+/// the handle of the process's stdin pipe.
+fn exec(
+    shim: &Arc<Shim>,
+    exec_id: &str,
+    process: &serde_json::Value,
+    want_stdin: bool,
+    w: &Arc<Mutex<UnixStream>>,
+) -> Result<Arc<Mutex<Option<File>>>> {
+    let cfg = &shim.cfg;
+    if exec_id.is_empty() || !exec_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        bail!("invalid exec id {exec_id:?}");
+    }
+    {
+        let st = lock(&shim.st);
+        if !st.started || st.exit.is_some() {
+            bail!("container {} is not running", cfg.id);
+        }
+    }
+    let proc_file = cfg.bundle.join(format!("exec-{exec_id}.json"));
+    let pid_file = cfg.bundle.join(format!("exec-{exec_id}.pid"));
+    std::fs::write(&proc_file, serde_json::to_vec(process)?)
+        .with_context(|| format!("write {}", proc_file.display()))?;
+    let _ = std::fs::remove_file(&pid_file);
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (stdin_child, stdin_ours) = if want_stdin {
+        let (r, w) = pipe()?;
+        (Stdio::from(r), Some(File::from(w)))
+    } else {
+        (Stdio::null(), None)
+    };
+    let mut out = File::from(out_r);
+    let mut err = File::from(err_r);
+    let t0 = Instant::now();
+    let mut claimed = lock(&shim.execs);
+    let status = Command::new(&cfg.runtime)
+        .arg("--root")
+        .arg(&cfg.runtime_root)
+        .arg("--log")
+        .arg(cfg.bundle.join("runtime.log"))
+        .args(["--log-format", "json", "exec", "--process"])
+        .arg(&proc_file)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("-d")
+        .arg(&cfg.id)
+        .stdin(stdin_child)
+        .stdout(Stdio::from(out_w))
+        .stderr(Stdio::from(err_w))
+        .status()
+        .with_context(|| format!("exec {}", cfg.runtime.display()));
+    let _ = std::fs::remove_file(&proc_file);
+    let status = status?;
+    let pid_text = std::fs::read_to_string(&pid_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&pid_file);
+    if !status.success() {
+        // A process that failed to exec is left to us (re-parented): reap it.
+        reap_exec_zombies(shim.pid, &claimed);
+        drop(claimed);
+        // It may exit only just after the runtime did.
+        let sh = shim.clone();
+        spawn("exec-reap", move || {
+            std::thread::sleep(Duration::from_millis(200));
+            reap_exec_zombies(sh.pid, &lock(&sh.execs));
+        });
+        let mut msg = drain_nonblocking(&mut err);
+        msg.push_str(&drain_nonblocking(&mut out));
+        let msg = msg.trim().trim_start_matches("ERRO[0000] ").to_string();
+        bail!("{}", if msg.is_empty() { format!("{} exec failed ({status})", cfg.runtime.display()) } else { msg });
+    }
+    let pid: u32 = pid_text.trim().parse().context("read exec pid")?;
+    claimed.insert(pid);
+    drop(claimed);
+    tracing::debug!(exec_id, pid, elapsed = ?t0.elapsed(), "exec started");
+    send_control(w, &Response::ExecStarted { pid })?;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    for (src, kind) in [(out, FrameKind::Stdout), (err, FrameKind::Stderr)] {
+        let w = w.clone();
+        let tx = done_tx.clone();
+        spawn("exec-out", move || {
+            pump_to(src, kind, &w);
+            let _ = tx.send(());
+        });
+    }
+    drop(done_tx);
+    let stdin = Arc::new(Mutex::new(stdin_ours));
+    let w = w.clone();
+    let stdin2 = stdin.clone();
+    let sh = shim.clone();
+    spawn("exec-wait", move || {
+        let code = reap(pid);
+        lock(&sh.execs).remove(&pid);
+        // Nobody can write to the process any more.
+        *lock(&stdin2) = None;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for _ in 0..2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if done_rx.recv_timeout(left).is_err() {
+                break;
+            }
+        }
+        let _ = send_control(&w, &Response::ExecExited { exit_code: code });
+    });
+    Ok(stdin)
+}
+
+/// Reap zombie children inside the container's pid namespace (more pid
+/// levels than ours) that are neither init nor a claimed exec process: what
+/// a failed `runtime exec` leaves behind. Without this, init's exit would
+/// hang (the kernel waits for every process of the namespace to be reaped).
+fn reap_exec_zombies(init: u32, claimed: &std::collections::HashSet<u32>) {
+    let levels = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .map(|v| v.split_whitespace().count())
+            .unwrap_or(1)
+    };
+    let me = std::process::id();
+    let mine = levels(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == init || claimed.contains(&pid) {
+            continue;
+        }
+        let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |k: &str| {
+            st.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        if field("PPid:") == me.to_string() && field("State:").starts_with('Z') && levels(&st) > mine {
+            let _ = waitpid(
+                Pid::from_raw(pid as i32),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+        }
+    }
+}
+
+/// Copy an exec's output stream to its one connection.
+fn pump_to(mut src: File, kind: FrameKind, w: &Mutex<UnixStream>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut ok = true;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        // Keep draining after the client is gone so the process never
+        // blocks on a full pipe.
+        if ok {
+            ok = send_frame(w, kind, &buf[..n]).is_ok();
+        }
+    }
 }
 
 /// Docker json-file writer: one JSON object per line of output.

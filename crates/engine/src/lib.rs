@@ -4,6 +4,7 @@
 
 pub mod container;
 mod error;
+pub mod exec;
 pub mod lifecycle;
 mod logs;
 mod names;
@@ -81,6 +82,7 @@ pub struct Engine {
     cfg: Config,
     images: Arc<ImageStore>,
     inner: Mutex<Inner>,
+    execs: exec::Execs,
 }
 
 /// Wait conditions of `POST /containers/{id}/wait`.
@@ -148,6 +150,7 @@ impl Engine {
             cfg,
             images: Arc::new(images),
             inner: Mutex::new(Inner::default()),
+            execs: exec::Execs::default(),
         });
         engine.restore().await?;
         Ok(engine)

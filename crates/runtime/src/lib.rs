@@ -87,6 +87,22 @@ pub struct Stdio {
     pub stderr: Option<OwnedFd>,
 }
 
+/// Options for [`Runtime::exec`] (runc's `exec`).
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// OCI `process` JSON file; when set, `args`/`env`/`cwd` are ignored.
+    pub process: Option<PathBuf>,
+    pub args: Vec<String>,
+    /// `KEY=VALUE` overrides of the container's environment.
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    /// Return once the process runs (it is re-parented when the caller
+    /// exits); otherwise wait and return its exit code.
+    pub detach: bool,
+}
+
 /// runc-compatible `state` output.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -209,6 +225,52 @@ impl Runtime {
             });
         }
         c.start().map_err(lc(format!("start container {id}")))
+    }
+
+    /// `exec`: run another process in a running container (libcontainer's
+    /// tenant builder). Forks without exec: single-threaded callers only.
+    /// With `detach` returns 0 once the process runs; otherwise waits
+    /// (forwarding signals) and returns its exit code (128+signal).
+    pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32> {
+        let c = self.load(id)?;
+        if c.status() != ContainerStatus::Running {
+            return Err(Error::Status {
+                op: "exec in",
+                id: id.into(),
+                status: status_name(c.status()).into(),
+            });
+        }
+        let ctx = format!("exec in container {id}");
+        let env: std::collections::HashMap<String, String> = opts
+            .env
+            .iter()
+            .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_root_path(&self.root)
+            .map_err(lc(ctx.clone()))?
+            .with_pid_file(opts.pid_file.clone())
+            .map_err(lc(ctx.clone()))?
+            .with_console_socket(opts.console_socket.clone())
+            .validate_id()
+            .map_err(lc(ctx.clone()))?;
+        let mut tenant = builder
+            .as_tenant()
+            .with_detach(opts.detach || opts.console_socket.is_some())
+            .as_sibling(false);
+        if let Some(p) = &opts.process {
+            tenant = tenant.with_process(Some(p.clone()));
+        } else {
+            tenant = tenant
+                .with_container_args(opts.args.clone())
+                .with_env(env)
+                .with_cwd(opts.cwd.clone());
+        }
+        let pid = tenant.build().map_err(lc(ctx))?;
+        if opts.detach {
+            return Ok(0);
+        }
+        wait_forwarding_signals(pid)
     }
 
     /// `state`: runc's JSON state.

@@ -106,6 +106,28 @@ pub enum Request {
     Kill { signal: i32 },
     /// Reply: `State`.
     State,
+    /// Run an extra process in the running container (`runtime exec`): the
+    /// shim writes `process` (an OCI `process` object) to
+    /// `<bundle>/exec-<exec_id>.json`, runs it with pipes for its stdio
+    /// (stdin a pipe if `stdin`, else `/dev/null`) and reaps it.
+    /// Reply: `ExecStarted` (or `Error`); then the process's output as
+    /// `Stdout`/`Stderr` frames on this connection only (not logged), and
+    /// finally `ExecExited`. `Stdin`/`StdinClose` frames on this connection
+    /// go to the process's stdin. One exec per connection.
+    Exec {
+        exec_id: String,
+        process: serde_json::Value,
+        #[serde(default)]
+        stdin: bool,
+    },
+    /// Set the terminal size of the container (`exec_id` none) or of an
+    /// exec's pty. Reply: `Ok` (also when there is no pty).
+    Resize {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exec_id: Option<String>,
+        width: u16,
+        height: u16,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +138,10 @@ pub enum Response {
     State { pid: u32, running: bool },
     Exited(ExitStatus),
     Error { message: String },
+    /// An exec process runs (`pid` as seen from the host).
+    ExecStarted { pid: u32 },
+    /// An exec process ended: exit code, or 128 + signal.
+    ExecExited { exit_code: i32 },
 }
 
 /// How the container's init process ended; also the exit file's content.
@@ -171,5 +197,23 @@ mod tests {
             r,
             Response::Exited(ExitStatus { exit_code: 137, .. })
         ));
+    }
+
+    #[test]
+    fn exec_json_shape() {
+        let r: Request = serde_json::from_str(
+            r#"{"op":"exec","exec_id":"e1","process":{"args":["true"]}}"#,
+        )
+        .unwrap();
+        assert!(matches!(r, Request::Exec { stdin: false, .. }));
+        let j = serde_json::to_string(&Response::ExecExited { exit_code: 3 }).unwrap();
+        assert_eq!(j, r#"{"op":"exec_exited","exit_code":3}"#);
+        let j = serde_json::to_string(&Request::Resize {
+            exec_id: None,
+            width: 80,
+            height: 24,
+        })
+        .unwrap();
+        assert_eq!(j, r#"{"op":"resize","width":80,"height":24}"#);
     }
 }

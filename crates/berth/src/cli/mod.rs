@@ -1,9 +1,11 @@
 //! `berth`: Docker's commands, flags, output and exit codes.
 
 mod containers;
+mod exec;
 mod images;
 mod run;
 mod system;
+mod tty;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,6 +61,8 @@ pub enum Command {
     Port(containers::PortArgs),
     /// Display the running processes of a container
     Top(containers::TopArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
     /// Return low-level information on Docker objects
     Inspect(containers::InspectArgs),
     /// Manage containers
@@ -150,6 +154,7 @@ async fn dispatch(client: &Client, cmd: Command) -> CliResult {
         Command::Update(a) => containers::update(client, a).await,
         Command::Port(a) => containers::port(client, a).await,
         Command::Top(a) => containers::top(client, a).await,
+        Command::Exec(a) => exec::exec(client, a).await,
         Command::Inspect(a) => containers::inspect(client, a, None).await,
         Command::Container { cmd } => containers::container(client, cmd).await,
         Command::Images(a) => images::images(client, a).await,

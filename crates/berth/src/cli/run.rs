@@ -347,7 +347,7 @@ fn parse_size(v: &Option<String>, flag: &str) -> Result<i64, Failure> {
 /// `KEY=value` lines of an --env-file / --label-file (Docker's rules:
 /// blank lines and `#` comments skipped; a bare name takes the value of the
 /// CLI's environment when `lookup`).
-fn read_kv_file(path: &str, lookup: bool) -> Result<Vec<String>, Failure> {
+pub(super) fn read_kv_file(path: &str, lookup: bool) -> Result<Vec<String>, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         usage_error(format!("open {path}: {}", io_text(&e)))
     })?;

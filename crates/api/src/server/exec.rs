@@ -1,0 +1,192 @@
+//! Exec routes: `POST /containers/{id}/exec`, `POST /exec/{id}/start`,
+//! `GET /exec/{id}/json`, `POST /exec/{id}/resize`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use berth_engine::exec::{ExecCreateBody, ExecSession};
+use berth_engine::{Engine, Output};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::error::parse_json;
+use super::{ApiError, ApiVersion};
+use crate::stdcopy;
+
+type Q = Query<HashMap<String, String>>;
+
+/// `POST /containers/{id}/exec`.
+pub async fn create(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: ExecCreateBody = parse_json(&body)?;
+    let exec_id = engine.exec_create(&id, body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "Id": exec_id })),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct StartBody {
+    detach: bool,
+}
+
+fn encode(out: Output, tty: bool) -> Vec<u8> {
+    let (stream, data) = match out {
+        Output::Stdout(d) => (1, d),
+        Output::Stderr(d) => (2, d),
+    };
+    if tty {
+        data
+    } else {
+        stdcopy::frame(stream, &data)
+    }
+}
+
+/// Start failure after the hijack: dockerd writes the error on stdout.
+fn error_bytes(msg: &str, tty: bool) -> Vec<u8> {
+    encode(Output::Stdout(format!("{msg}\r\n").into_bytes()), tty)
+}
+
+/// `POST /exec/{id}/start`: detached (200, empty), or a hijacked
+/// bidirectional stream (client bytes → the process's stdin, its output →
+/// client) that ends when the process has exited.
+pub async fn start(
+    State(engine): State<Arc<Engine>>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let upgrade = req.headers().contains_key(header::UPGRADE);
+    let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let b: StartBody = parse_json(&body)?;
+    let entry = engine.exec_check(&id)?;
+    let tty = entry.cfg.tty;
+    if b.detach {
+        engine.exec_start(&id, true).await?;
+        return Ok(StatusCode::OK.into_response());
+    }
+    let content_type = if tty || !v.at_least(1, 42) {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    if let Some(on_upgrade) = on_upgrade {
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let io = TokioIo::new(upgraded);
+            let (mut rd, mut wr) = tokio::io::split(io);
+            let session = match engine.exec_start(&id, false).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = wr.write_all(&error_bytes(&e.to_string(), tty)).await;
+                    let _ = wr.shutdown().await;
+                    return;
+                }
+            };
+            let ExecSession {
+                mut output, stdin, ..
+            } = session;
+            let reader = stdin.map(|tx| {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match rd.read(&mut buf).await {
+                            Ok(0) | Err(_) => {
+                                let _ = tx.send(None);
+                                break;
+                            }
+                            Ok(n) => {
+                                if tx.send(Some(buf[..n].to_vec())).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    // Keep the sender until the exec ends (dropping it is
+                    // harmless, but the shim connection stays until then).
+                    std::future::pending::<()>().await;
+                })
+            });
+            while let Some(out) = output.recv().await {
+                if wr.write_all(&encode(out, tty)).await.is_err() {
+                    break;
+                }
+            }
+            let _ = wr.flush().await;
+            let _ = wr.shutdown().await;
+            if let Some(r) = reader {
+                r.abort();
+            }
+        });
+        return Ok(Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "tcp")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::empty())
+            .expect("valid response"));
+    }
+    // No upgrade: output as a streamed body, no stdin.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        match engine.exec_start(&id, false).await {
+            Ok(mut s) => {
+                drop(s.stdin.take());
+                while let Some(out) = s.output.recv().await {
+                    if tx.send(Bytes::from(encode(out, tty))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Bytes::from(error_bytes(&e.to_string(), tty))).await;
+            }
+        }
+    });
+    let s = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    Ok(([(header::CONTENT_TYPE, content_type)], Body::from_stream(s)).into_response())
+}
+
+/// `GET /exec/{id}/json`.
+pub async fn inspect(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(engine.exec_inspect(&id)?).into_response())
+}
+
+/// `POST /exec/{id}/resize?h=&w=`.
+pub async fn resize(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    let num = |k: &str| -> Result<u16, ApiError> {
+        q.get(k)
+            .map(|v| v.parse::<u16>())
+            .unwrap_or(Ok(0))
+            .map_err(|_| ApiError::bad_request(format!("invalid value for {k}")))
+    };
+    let (h, w) = (num("h")?, num("w")?);
+    engine.exec_resize(&id, h, w).await?;
+    Ok(StatusCode::OK.into_response())
+}

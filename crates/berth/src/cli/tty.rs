@@ -1,0 +1,97 @@
+//! Terminal helpers for attach/exec/run: raw mode, size, stdin reading.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+
+use nix::sys::termios::{self, SetArg, Termios};
+use tokio::sync::mpsc;
+
+/// The terminal size of stdout (or stdin): `(height, width)`.
+pub fn size() -> Option<(u16, u16)> {
+    for fd in [1, 0] {
+        let mut ws = libc_winsize::default();
+        if libc_winsize::get(fd, &mut ws) && ws.row > 0 && ws.col > 0 {
+            return Some((ws.row, ws.col));
+        }
+    }
+    None
+}
+
+/// Raw mode on stdin while alive (restored on drop).
+pub struct RawMode {
+    saved: Termios,
+}
+
+impl RawMode {
+    /// `None` when stdin is not a terminal.
+    pub fn enter() -> Option<RawMode> {
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(stdin.as_fd()).ok()?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let stdin = std::io::stdin();
+        let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Read stdin on a plain thread (not tokio's blocking pool, whose shutdown
+/// would wait for a read that never returns); the channel closes at EOF.
+pub fn stdin_reader() -> mpsc::UnboundedReceiver<Vec<u8>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let _ = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if tx.send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+        });
+    rx
+}
+
+mod libc_winsize {
+    #[derive(Default)]
+    pub struct Winsize {
+        pub row: u16,
+        pub col: u16,
+    }
+
+    pub fn default() -> Winsize {
+        Winsize::default()
+    }
+
+    pub fn get(fd: i32, out: &mut Winsize) -> bool {
+        nix::ioctl_read_bad!(tiocgwinsz, nix::libc::TIOCGWINSZ, nix::libc::winsize);
+        let mut ws = nix::libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ writes a winsize into `ws`, which we own.
+        if unsafe { tiocgwinsz(fd, &mut ws) }.is_ok() {
+            out.row = ws.ws_row;
+            out.col = ws.ws_col;
+            true
+        } else {
+            false
+        }
+    }
+}
