@@ -396,6 +396,78 @@ impl Engine {
         })
     }
 
+    /// The stdin side of `POST /containers/{id}/attach?stdin=1` (kept here
+    /// with exec's stdin plumbing): `None` unless the container has
+    /// OpenStdin. Bytes sent are buffered until the container's shim is up
+    /// (attach may come before start), then written as `Stdin` frames on a
+    /// shim connection attached with `stdin`; `None` (the client closed its
+    /// side) closes the container's stdin when StdinOnce.
+    pub fn attach_stdin(
+        self: &Arc<Self>,
+        key: &str,
+    ) -> Result<Option<mpsc::UnboundedSender<Option<Vec<u8>>>>> {
+        let id = self.resolve_id(key)?;
+        let rec = self.record(&id)?;
+        if !rec.config.open_stdin {
+            return Ok(None);
+        }
+        let once = rec.config.stdin_once;
+        let sock = self.shim_socket(&id);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+        tokio::spawn(async move {
+            let mut pending: Vec<Option<Vec<u8>>> = Vec::new();
+            let mut client_done = false;
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+            let mut wr = loop {
+                if let Ok(s) = UnixStream::connect(&sock).await {
+                    let (_rd, mut wr) = s.into_split();
+                    let req = Request::Attach {
+                        stdout: false,
+                        stderr: false,
+                        stdin: true,
+                    };
+                    let body = serde_json::to_vec(&req).expect("request serializes");
+                    if send(&mut wr, FrameKind::Control, &body).await.is_ok() {
+                        // The read half goes: replies are not needed.
+                        break wr;
+                    }
+                }
+                if tokio::time::Instant::now() > deadline || (client_done && pending.is_empty()) {
+                    return;
+                }
+                tokio::select! {
+                    m = rx.recv(), if !client_done => match m {
+                        Some(m) => pending.push(m),
+                        None => client_done = true,
+                    },
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(10)) => {}
+                }
+            };
+            let mut queue = std::collections::VecDeque::from(pending);
+            loop {
+                let m = match queue.pop_front() {
+                    Some(m) => Some(m),
+                    None if client_done => None,
+                    None => rx.recv().await,
+                };
+                match m {
+                    Some(Some(b)) => {
+                        if send(&mut wr, FrameKind::Stdin, &b).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(None) | None => {
+                        if once {
+                            let _ = send(&mut wr, FrameKind::StdinClose, &[]).await;
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Some(tx))
+    }
+
     /// `GET /exec/{id}/json`.
     pub fn exec_inspect(&self, exec_id: &str) -> Result<Value> {
         let e = self.execs.with(exec_id, |e| e.clone())?;

@@ -6,6 +6,7 @@ pub mod container;
 mod error;
 pub mod exec;
 pub mod lifecycle;
+pub mod images;
 mod logs;
 mod names;
 pub mod shim;
@@ -923,7 +924,7 @@ impl Engine {
             log_path: rec.log_path.clone(),
             exit_file: self.exit_file(id),
             socket: self.shim_socket(id),
-            open_stdin: false,
+            open_stdin: rec.config.open_stdin,
         };
         let cfg_path = bundle.join("shim.json");
         shim::write_config(&cfg_path, &shim_cfg)?;

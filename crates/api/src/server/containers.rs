@@ -249,6 +249,11 @@ pub async fn attach(
 ) -> Result<Response, ApiError> {
     let (stdout, stderr) = (flag(&q, "stdout", false), flag(&q, "stderr", false));
     let (mut rx, tty) = engine.attach(&id)?;
+    let stdin = if flag(&q, "stdin", false) {
+        engine.attach_stdin(&id)?
+    } else {
+        None
+    };
     // Before API 1.42 dockerd labels every attach stream raw-stream.
     let content_type = if tty || !v.at_least(1, 42) {
         "application/vnd.docker.raw-stream"
@@ -261,15 +266,39 @@ pub async fn attach(
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };
-            let mut io = TokioIo::new(upgraded);
+            let io = TokioIo::new(upgraded);
+            let (mut rd, mut io) = tokio::io::split(io);
+            // Client bytes → the container's stdin (exec.rs: attach_stdin).
+            let reader = stdin.map(|tx| {
+                tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match rd.read(&mut buf).await {
+                            Ok(0) | Err(_) => {
+                                let _ = tx.send(None);
+                                return;
+                            }
+                            Ok(n) => {
+                                if tx.send(Some(buf[..n].to_vec())).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                })
+            });
             while let Some(out) = rx.recv().await {
                 if let Some(bytes) = encode(out, tty, stdout, stderr) {
                     if io.write_all(&bytes).await.is_err() {
-                        return;
+                        break;
                     }
                 }
             }
             let _ = io.shutdown().await;
+            if let Some(r) = reader {
+                r.abort();
+            }
         });
         return Ok(Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)

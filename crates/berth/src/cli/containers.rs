@@ -391,9 +391,8 @@ pub async fn start(client: &Client, a: StartArgs) -> CliResult {
         .await?;
     let id = inspect["Id"].as_str().unwrap_or(name).to_string();
     let tty = inspect["Config"]["Tty"].as_bool().unwrap_or(false);
-    let mut attach = client
-        .hijack(&format!("/containers/{id}/attach?stream=1&stdout=1&stderr=1"))
-        .await?;
+    let stdin = a.interactive && inspect["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    let output = super::attach::attach_stream(client, &id, tty, stdin, None).await?;
     let wait = client
         .stream(
             Method::POST,
@@ -402,33 +401,6 @@ pub async fn start(client: &Client, a: StartArgs) -> CliResult {
             None,
         )
         .await?;
-    let output = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut out = tokio::io::stdout();
-        let mut err = tokio::io::stderr();
-        let mut dec = stdcopy::Decoder::default();
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            let n = match attach.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if tty {
-                let _ = out.write_all(&buf[..n]).await;
-                let _ = out.flush().await;
-                continue;
-            }
-            dec.push(&buf[..n]);
-            while let Some((stream, payload)) = dec.next_frame() {
-                if stream == 2 {
-                    let _ = err.write_all(&payload).await;
-                } else {
-                    let _ = out.write_all(&payload).await;
-                }
-            }
-            let _ = out.flush().await;
-        }
-    });
     client
         .call(
             Method::POST,

@@ -1,5 +1,6 @@
 //! `berth`: Docker's commands, flags, output and exit codes.
 
+mod attach;
 mod containers;
 mod exec;
 mod images;
@@ -61,6 +62,8 @@ pub enum Command {
     Port(containers::PortArgs),
     /// Display the running processes of a container
     Top(containers::TopArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach::AttachArgs),
     /// Execute a command in a running container
     Exec(exec::ExecArgs),
     /// Return low-level information on Docker objects
@@ -76,6 +79,18 @@ pub enum Command {
     Load(images::LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(images::ImportArgs),
+    /// Download an image from a registry
+    Pull(images::PullArgs),
+    /// Upload an image to a registry
+    Push(images::PushArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(images::TagArgs),
+    /// Remove one or more images
+    Rmi(images::RmiArgs),
+    /// Log in to a registry
+    Login(images::LoginArgs),
+    /// Log out from a registry
+    Logout(images::LogoutArgs),
     /// Show the berth version information
     Version,
     /// Display system-wide information
@@ -154,12 +169,19 @@ async fn dispatch(client: &Client, cmd: Command) -> CliResult {
         Command::Update(a) => containers::update(client, a).await,
         Command::Port(a) => containers::port(client, a).await,
         Command::Top(a) => containers::top(client, a).await,
+        Command::Attach(a) => attach::attach(client, a).await,
         Command::Exec(a) => exec::exec(client, a).await,
         Command::Inspect(a) => containers::inspect(client, a, None).await,
         Command::Container { cmd } => containers::container(client, cmd).await,
         Command::Images(a) => images::images(client, a).await,
         Command::Load(a) => images::load(client, a).await,
         Command::Import(a) => images::import(client, a).await,
+        Command::Pull(a) => images::pull(client, a).await,
+        Command::Push(a) => images::push(client, a).await,
+        Command::Tag(a) => images::tag(client, a).await,
+        Command::Rmi(a) => images::rmi(client, a).await,
+        Command::Login(a) => images::login(client, a).await,
+        Command::Logout(a) => images::logout(a).await,
         Command::Version => system::version(client).await,
         Command::Info => system::info(client).await,
     }

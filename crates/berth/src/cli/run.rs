@@ -21,6 +21,18 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    detach_keys: Option<String>,
+    /// Proxy received signals to the process
+    #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    sig_proxy: bool,
     /// Automatically remove the container when it exits
     #[arg(long)]
     rm: bool,
@@ -558,6 +570,10 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
     c.domainname = a.domainname.clone().unwrap_or_default();
     c.attach_stdout = !a.detach;
     c.attach_stderr = !a.detach;
+    c.open_stdin = a.interactive;
+    c.attach_stdin = a.interactive && !a.detach;
+    c.stdin_once = c.attach_stdin;
+    c.tty = a.tty;
     c.stop_signal = a.stop_signal.clone();
     c.stop_timeout = parse_num(&a.stop_timeout, "--stop-timeout")?;
     let mut labels = Vec::new();
@@ -832,12 +848,28 @@ pub async fn run(client: &Client, a: RunArgs) -> CliResult {
         return Ok(0);
     }
 
-    let mut attach = client
+    let attach = client
         .hijack(&format!(
-            "/containers/{id}/attach?stream=1&stdout=1&stderr=1"
+            "/containers/{id}/attach?stream=1&stdout=1&stderr=1{}",
+            if a.interactive { "&stdin=1" } else { "" }
         ))
         .await
         .map_err(daemon_error)?;
+    let (mut attach, mut attach_w) = tokio::io::split(attach);
+    if a.interactive {
+        let mut rx = super::tty::stdin_reader();
+        tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                if attach_w.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            let _ = attach_w.shutdown().await;
+            std::future::pending::<()>().await;
+        });
+    } else {
+        std::mem::forget(attach_w);
+    }
     let cond = if a.rm { "removed" } else { "next-exit" };
     let wait = client
         .stream(
