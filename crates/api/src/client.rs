@@ -210,6 +210,37 @@ impl Client {
         Ok(resp)
     }
 
+    /// `stream` with extra request headers (e.g. `X-Registry-Auth`).
+    pub async fn stream_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: ReqBody,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>> {
+        let mut req = self.build(method, path, body, None);
+        for (k, v) in headers {
+            if let (Ok(name), Ok(val)) = (
+                hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                hyper::header::HeaderValue::from_str(v),
+            ) {
+                req.headers_mut().insert(name, val);
+            }
+        }
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        if status.is_client_error() || status.is_server_error() {
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            return Err(api_error(status, &bytes));
+        }
+        Ok(resp)
+    }
+
     /// `POST .../attach` with a protocol upgrade; returns the raw stream.
     pub async fn hijack(&self, path: &str) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
         let req = Request::builder()

@@ -40,6 +40,53 @@ pub struct Credentials {
     pub registry_token: Option<String>,
 }
 
+impl Credentials {
+    /// Decode an `X-Registry-Auth` header (base64url JSON of Docker's
+    /// AuthConfig). Empty or `{}` means anonymous (None).
+    pub fn from_registry_auth(header: &str) -> Option<Credentials> {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+        let h = header.trim();
+        if h.is_empty() {
+            return None;
+        }
+        let raw = URL_SAFE
+            .decode(h)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(h))
+            .or_else(|_| STANDARD.decode(h))
+            .ok()?;
+        Credentials::from_auth_json(&serde_json::from_slice(&raw).ok()?)
+    }
+
+    /// From Docker's AuthConfig JSON (`POST /auth` body, decoded header).
+    pub fn from_auth_json(v: &serde_json::Value) -> Option<Credentials> {
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+        };
+        let mut c = Credentials {
+            username: s("username").unwrap_or_default(),
+            password: s("password").unwrap_or_default(),
+            identity_token: s("identitytoken"),
+            registry_token: s("registrytoken"),
+        };
+        if c.username.is_empty() {
+            if let Some(auth) = s("auth") {
+                let dec = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
+                let dec = String::from_utf8(dec).ok()?;
+                let (u, p) = dec.split_once(':')?;
+                c.username = u.into();
+                c.password = p.into();
+            }
+        }
+        if c.username.is_empty() && c.identity_token.is_none() && c.registry_token.is_none() {
+            return None;
+        }
+        Some(c)
+    }
+}
+
 /// Daemon-wide registry settings.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryConfig {

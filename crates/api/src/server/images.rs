@@ -1,4 +1,5 @@
-//! Image routes: list, load (IMG-20), import (IMG-22).
+//! Image routes: list, load (IMG-20), import (IMG-22), pull (IMG-06/07),
+//! push (IMG-08), tag (IMG-11), rmi (IMG-12), `/auth`.
 
 use std::sync::Arc;
 
@@ -16,6 +17,124 @@ use serde_json::json;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::{ApiError, ApiVersion};
+use axum::http::HeaderMap;
+use berth_engine::images::{error_json, StreamItem};
+use berth_engine::images::Credentials;
+use tokio::sync::mpsc;
+
+fn registry_auth(headers: &HeaderMap) -> Option<Credentials> {
+    headers
+        .get("x-registry-auth")
+        .and_then(|v| v.to_str().ok())
+        .and_then(Credentials::from_registry_auth)
+}
+
+/// Docker's progress stream: an error before the first message is a plain
+/// HTTP error (dockerd has not flushed yet); later ones go in the stream.
+async fn progress_response(
+    mut rx: mpsc::UnboundedReceiver<StreamItem>,
+) -> Result<Response, ApiError> {
+    let first = match rx.recv().await {
+        None => return Ok(json_lines(vec![])),
+        Some(StreamItem::Error(e)) => return Err(ApiError::from(e)),
+        Some(StreamItem::Json(v)) => v,
+    };
+    let stream = futures_util::stream::unfold((Some(first), rx), |(first, mut rx)| async move {
+        let v = match first {
+            Some(v) => v,
+            None => match rx.recv().await {
+                None => return None,
+                Some(StreamItem::Json(v)) => v,
+                Some(StreamItem::Error(e)) => error_json(&e),
+            },
+        };
+        let mut line = v.to_string();
+        line.push_str("\r\n");
+        Some((
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)),
+            (None, rx),
+        ))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct NameQuery {
+    tag: Option<String>,
+    repo: Option<String>,
+    force: Option<String>,
+    noprune: Option<String>,
+}
+
+fn truthy(v: &Option<String>) -> bool {
+    matches!(v.as_deref(), Some("1") | Some("true") | Some("True"))
+}
+
+/// `POST /images/{name}/push` and `POST /images/{name}/tag`.
+pub async fn post_by_name(
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(rest): Path<String>,
+    Query(q): Query<NameQuery>,
+) -> Result<Response, ApiError> {
+    if let Some(name) = rest.strip_suffix("/push") {
+        let reference = match q.tag.as_deref().filter(|t| !t.is_empty()) {
+            Some(t) => format!("{name}:{t}"),
+            None => name.to_string(),
+        };
+        let rx = engine.push_image(reference, registry_auth(&headers));
+        return progress_response(rx).await;
+    }
+    if let Some(name) = rest.strip_suffix("/tag") {
+        let repo = q
+            .repo
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| ApiError::bad_request("repository name (repo parameter) is required"))?;
+        engine.tag_image(name, repo, q.tag.as_deref()).await?;
+        return Ok((axum::http::StatusCode::CREATED, "").into_response());
+    }
+    Err(ApiError::not_found(format!(
+        "page not found: POST /images/{rest}"
+    )))
+}
+
+/// `DELETE /images/{name}` (rmi).
+pub async fn delete_by_name(
+    State(engine): State<Arc<Engine>>,
+    Path(rest): Path<String>,
+    Query(q): Query<NameQuery>,
+) -> Result<Response, ApiError> {
+    let _ = truthy(&q.noprune);
+    Ok(Json(engine.remove_image(&rest, truthy(&q.force)).await?).into_response())
+}
+
+/// `POST /auth`: check credentials against the registry.
+pub async fn auth(
+    State(engine): State<Arc<Engine>>,
+    Json(body): Json<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let server = body
+        .get("serveraddress")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let creds = Credentials::from_auth_json(&body)
+        .ok_or_else(|| ApiError::bad_request("username and password are required"))?;
+    match engine.registry_login(server, creds).await {
+        Ok(()) => Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})).into_response()),
+        Err(berth_engine::Error::Image(berth_image_err)) if berth_image_err.to_string().contains("unauthorized") || berth_image_err.to_string().contains("no basic auth") => Err(ApiError {
+            status: axum::http::StatusCode::UNAUTHORIZED,
+            message: berth_image_err.to_string(),
+        }),
+        Err(e) => Err(ApiError::from(e)),
+    }
+}
 
 fn body_reader(body: Body) -> Box<dyn std::io::Read + Send> {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
@@ -131,6 +250,7 @@ pub struct CreateQuery {
 /// comes with the registry work.
 pub async fn create(
     State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -170,10 +290,15 @@ pub async fn create(
             berth_types::ErrorKind::Unimplemented,
             format!("importing from a URL ({src}) is not supported yet"),
         )),
-        (None, Some(image)) => Err(ApiError::from_kind(
-            berth_types::ErrorKind::Unimplemented,
-            format!("pulling {image} from a registry is not supported yet"),
-        )),
+        (None, Some(image)) => {
+            let reference = match q.tag.as_deref().filter(|t| !t.is_empty()) {
+                Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
+                Some(t) => format!("{image}:{t}"),
+                None => image.to_string(),
+            };
+            let rx = engine.pull_image(reference, registry_auth(&headers));
+            progress_response(rx).await
+        }
         (None, None) => Err(ApiError::bad_request("fromImage or fromSrc is required")),
     }
 }

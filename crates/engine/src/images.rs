@@ -1,0 +1,244 @@
+//! Registry-facing image operations (IMG-06..IMG-12): pull, push, tag,
+//! rmi, auth. The blocking work runs in `spawn_blocking`; pull and push
+//! report Docker's JSON progress messages through a channel.
+
+use std::sync::Arc;
+
+pub use berth_image::{Credentials, Progress, RegistryConfig};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::{Engine, Error, Result};
+
+/// One item of a progress stream (`POST /images/create`, `/images/{name}/push`).
+#[derive(Debug)]
+pub enum StreamItem {
+    /// A JSON message to write as is.
+    Json(Value),
+    /// The operation failed (after zero or more messages).
+    Error(Error),
+}
+
+/// Docker's JSON form of a progress event.
+pub fn progress_json(p: &Progress) -> Value {
+    match p {
+        Progress::Status { id: Some(id), status } => {
+            if status.starts_with("Pulling from") || status.contains(": digest:") {
+                json!({"status": status, "id": id})
+            } else {
+                json!({"status": status, "progressDetail": {}, "id": id})
+            }
+        }
+        Progress::Status { id: None, status } => json!({"status": status}),
+        Progress::Bytes {
+            id,
+            status,
+            current,
+            total,
+        } => {
+            let mut detail = json!({"current": current});
+            if let Some(t) = total {
+                detail["total"] = json!(t);
+            }
+            json!({"status": status, "progressDetail": detail, "id": id})
+        }
+        Progress::PushAux { tag, digest, size } => {
+            json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": size}})
+        }
+    }
+}
+
+/// Docker's in-stream error message.
+pub fn error_json(e: &Error) -> Value {
+    let m = e.to_string();
+    json!({"errorDetail": {"message": m}, "error": m})
+}
+
+fn registry_config() -> RegistryConfig {
+    RegistryConfig {
+        insecure_registries: std::env::var("BERTH_INSECURE_REGISTRIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    }
+}
+
+impl Engine {
+    fn progress_task(
+        self: &Arc<Self>,
+        op: impl FnOnce(
+                &berth_image::ImageStore,
+                &RegistryConfig,
+                &mut dyn FnMut(Progress),
+            ) -> berth_image::Result<()>
+            + Send
+            + 'static,
+    ) -> mpsc::UnboundedReceiver<StreamItem> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let images = self.images.clone();
+        tokio::task::spawn_blocking(move || {
+            let cfg = registry_config();
+            let mut emit = |p: Progress| {
+                let _ = tx.send(StreamItem::Json(progress_json(&p)));
+            };
+            if let Err(e) = op(&images, &cfg, &mut emit) {
+                let _ = tx.send(StreamItem::Error(Error::from(e)));
+            }
+        });
+        rx
+    }
+
+    /// `POST /images/create?fromImage=`: pull (IMG-06/07). The stream ends
+    /// with `Status: ...` or an error item.
+    pub fn pull_image(
+        self: &Arc<Self>,
+        reference: String,
+        creds: Option<Credentials>,
+    ) -> mpsc::UnboundedReceiver<StreamItem> {
+        self.progress_task(move |store, cfg, emit| {
+            store
+                .pull(&reference, creds.as_ref(), cfg, emit)
+                .map(|_| ())
+        })
+    }
+
+    /// `POST /images/{name}/push` (IMG-08).
+    pub fn push_image(
+        self: &Arc<Self>,
+        reference: String,
+        creds: Option<Credentials>,
+    ) -> mpsc::UnboundedReceiver<StreamItem> {
+        self.progress_task(move |store, cfg, emit| {
+            store
+                .push(&reference, creds.as_ref(), cfg, emit)
+                .map(|_| ())
+        })
+    }
+
+    /// `POST /images/{name}/tag?repo=&tag=` (IMG-11).
+    pub async fn tag_image(&self, source: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        let target = match tag.filter(|t| !t.is_empty()) {
+            Some(t) => format!("{repo}:{t}"),
+            None => repo.to_string(),
+        };
+        let images = self.images.clone();
+        let source = source.to_string();
+        tokio::task::spawn_blocking(move || images.tag(&source, &target))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(Error::from)
+    }
+
+    /// `POST /auth`: check credentials against a registry.
+    pub async fn registry_login(&self, server: String, creds: Credentials) -> Result<()> {
+        tokio::task::spawn_blocking(move || {
+            berth_image::registry::login(&registry_config(), &server, &creds)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(Error::from)
+    }
+
+    /// `DELETE /images/{name}?force=&noprune=` (IMG-12): untag a name, and
+    /// delete the image once no name is left and no container uses it.
+    /// Returns Docker's `[{"Untagged": ..}, {"Deleted": ..}]` list.
+    pub async fn remove_image(&self, name: &str, force: bool) -> Result<Vec<Value>> {
+        let images = self.images.clone();
+        let rec = {
+            let images = images.clone();
+            let n = name.to_string();
+            tokio::task::spawn_blocking(move || images.resolve(&n))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??
+        };
+        let short = |id: &str| -> String {
+            id.trim_start_matches("sha256:").chars().take(12).collect()
+        };
+        let users: Vec<(String, bool)> = self
+            .list(true, None)
+            .into_iter()
+            .filter(|c| c.image_id == rec.id)
+            .map(|c| (c.id.clone(), c.state == "running" || c.state == "paused"))
+            .collect();
+        let hex = name.trim_start_matches("sha256:");
+        let by_id = !hex.is_empty()
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            && rec.id.trim_start_matches("sha256:").starts_with(hex)
+            && !rec.repo_tags.iter().any(|t| t == &format!("{name}:latest") || t == name);
+        let mut out = Vec::new();
+        let by_name_tag = if by_id {
+            None
+        } else {
+            berth_image::parse_reference(name)
+                .ok()
+                .filter(|r| r.digest.is_none())
+                .map(|r| r.familiar())
+                .filter(|t| rec.repo_tags.contains(t))
+        };
+        if let Some(tag) = by_name_tag {
+            if rec.repo_tags.len() == 1 && !force {
+                if let Some((cid, _)) = users.first() {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                        short(cid),
+                        short(&rec.id)
+                    )));
+                }
+            }
+            let t = tag.clone();
+            let i2 = images.clone();
+            tokio::task::spawn_blocking(move || i2.untag(&t))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+            out.push(json!({"Untagged": tag}));
+            if rec.repo_tags.len() > 1 || !users.is_empty() {
+                return Ok(out);
+            }
+        } else {
+            if let Some((cid, running)) = users.first() {
+                if *running || !force {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to delete {} (cannot be forced) - image is being used by {} container {}",
+                        short(&rec.id),
+                        if *running { "running" } else { "stopped" },
+                        short(cid)
+                    )
+                    .replace(
+                        "(cannot be forced)",
+                        if *running { "(cannot be forced)" } else { "(must be forced)" },
+                    )));
+                }
+            }
+            if rec.repo_tags.len() > 1 && !force {
+                return Err(Error::Conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    short(&rec.id)
+                )));
+            }
+            for t in &rec.repo_tags {
+                let t2 = t.clone();
+                let i2 = images.clone();
+                tokio::task::spawn_blocking(move || i2.untag(&t2))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))??;
+                out.push(json!({"Untagged": t}));
+            }
+            if !users.is_empty() {
+                // Forced while a stopped container uses it: the image stays, untagged.
+                return Ok(out);
+            }
+        }
+        for d in &rec.repo_digests {
+            out.push(json!({"Untagged": d}));
+        }
+        let id = rec.id.clone();
+        tokio::task::spawn_blocking(move || images.delete(&id))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        out.push(json!({"Deleted": rec.id}));
+        Ok(out)
+    }
+}
