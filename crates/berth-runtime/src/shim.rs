@@ -212,6 +212,10 @@ struct Shim {
     log: Mutex<JsonLog>,
     /// Signalled when an output stream reaches EOF.
     eof: Condvar,
+    /// The container's pty master (for resize), if it has a terminal.
+    console: Option<File>,
+    /// Pty masters of running exec processes, by exec id.
+    exec_consoles: Mutex<std::collections::HashMap<String, File>>,
     /// Pids of running exec processes (each has a thread waiting for it).
     /// Held while an exec starts: execs start one at a time.
     execs: Mutex<std::collections::HashSet<u32>>,
@@ -240,7 +244,7 @@ fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
     let mut mounted = 0;
     let res = setup(cfg, &runner, &spec, &mut mounted);
     tracing::debug!(in_process = runner.in_process(), elapsed = ?t0.elapsed(), "created");
-    let (pid, out, err, stdin, listener) = match res {
+    let (pid, out, err, stdin, listener, console) = match res {
         Ok(v) => v,
         Err(e) => {
             let _ = writeln!(
@@ -287,6 +291,8 @@ fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
         }),
         eof: Condvar::new(),
         execs: Mutex::new(Default::default()),
+        console,
+        exec_consoles: Mutex::new(Default::default()),
     });
     writeln!(
         ready,
@@ -376,7 +382,7 @@ fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
     Ok(())
 }
 
-type Setup = (u32, File, File, Option<File>, UnixListener);
+type Setup = (u32, File, File, Option<File>, UnixListener, Option<File>);
 
 /// Mount the rootfs, create the container with pipes for stdio, listen.
 /// Runs single-threaded (an in-process create forks without exec).
@@ -396,7 +402,15 @@ fn setup(cfg: &ShimConfig, runner: &Runner, spec: &SpecInfo, mounted: &mut usize
     }
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let (stdin_child, stdin_ours) = if cfg.open_stdin {
+    // A terminal: the runtime sends the pty master to this socket; it then
+    // is the container's stdin and (only) output stream.
+    let console = if spec.terminal {
+        Some(console_socket()?)
+    } else {
+        None
+    };
+    let console_path = console.as_ref().map(|c| c.1.clone());
+    let (stdin_child, stdin_ours) = if cfg.open_stdin && !spec.terminal {
         let (r, w) = pipe()?;
         (Some(r), Some(File::from(w)))
     } else {
@@ -410,7 +424,7 @@ fn setup(cfg: &ShimConfig, runner: &Runner, spec: &SpecInfo, mounted: &mut usize
         Runner::InProcess(rt) => {
             let opts = berth_runtime::CreateOptions {
                 pid_file: Some(pid_file),
-                console_socket: None,
+                console_socket: console_path.clone(),
             };
             let stdio = berth_runtime::Stdio {
                 stdin: stdin_child,
@@ -424,15 +438,19 @@ fn setup(cfg: &ShimConfig, runner: &Runner, spec: &SpecInfo, mounted: &mut usize
                 Some(fd) => Stdio::from(fd),
                 None => Stdio::null(),
             };
-            let status = Command::new(&cfg.runtime)
-                .arg("--root")
+            let mut cmd = Command::new(&cfg.runtime);
+            cmd.arg("--root")
                 .arg(&cfg.runtime_root)
                 .arg("--log")
                 .arg(cfg.bundle.join("runtime.log"))
                 .args(["--log-format", "json", "create", "--bundle"])
                 .arg(&cfg.bundle)
                 .arg("--pid-file")
-                .arg(&pid_file)
+                .arg(&pid_file);
+            if let Some(p) = &console_path {
+                cmd.arg("--console-socket").arg(p);
+            }
+            let status = cmd
                 .arg(&cfg.id)
                 .stdin(stdin_child)
                 .stdout(Stdio::from(out_w))
@@ -461,7 +479,90 @@ fn setup(cfg: &ShimConfig, runner: &Runner, spec: &SpecInfo, mounted: &mut usize
     }
     let listener = UnixListener::bind(&cfg.socket)
         .with_context(|| format!("listen on {}", cfg.socket.display()))?;
-    Ok((pid, out, err, stdin_ours, listener))
+    if let Some((l, path)) = console {
+        let master = recv_master(&l);
+        let _ = std::fs::remove_file(&path);
+        let master = master.context("receive the container's pty")?;
+        if let Some((h, w)) = spec.console_size {
+            set_winsize(&master, h, w);
+        }
+        let stdin = if cfg.open_stdin {
+            Some(master.try_clone()?)
+        } else {
+            None
+        };
+        let console = master.try_clone()?;
+        return Ok((pid, master, err, stdin, listener, Some(console)));
+    }
+    Ok((pid, out, err, stdin_ours, listener, None))
+}
+
+/// A listening console socket at a short path (`sun_path` holds 108 bytes;
+/// bundle paths are longer): `/run/berth-pty/<shim pid>-<n>`.
+fn console_socket() -> Result<(UnixListener, PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = Path::new("/run/berth-pty");
+    std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    let path = dir.join(format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&path);
+    let l = UnixListener::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
+    Ok((l, path))
+}
+
+/// Accept the runtime's connection on a console socket and receive the pty
+/// master (runc's protocol: one message, the fd in SCM_RIGHTS).
+fn recv_master(l: &UnixListener) -> Result<File> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    l.set_nonblocking(true)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let conn = loop {
+        match l.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e).context("accept on the console socket"),
+        }
+    };
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = [0u8; 4096];
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+        .context("recvmsg on the console socket")?;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                for &other in &fds[1..] {
+                    let _ = nix::unistd::close(other);
+                }
+                // SAFETY: SCM_RIGHTS just gave us this descriptor.
+                return Ok(unsafe { File::from_raw_fd(fd) });
+            }
+        }
+    }
+    bail!("no pty master received on the console socket")
+}
+
+/// TIOCSWINSZ on a pty master.
+fn set_winsize(master: &File, height: u16, width: u16) {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const libc::winsize) };
 }
 
 /// `create` in a forked child, without exec (a fork of this small process
@@ -594,6 +695,10 @@ struct SpecInfo {
     cwd: Option<PathBuf>,
     /// `linux.cgroupsPath`.
     cgroups_path: Option<String>,
+    /// `process.terminal`.
+    terminal: bool,
+    /// `process.consoleSize` (height, width).
+    console_size: Option<(u16, u16)>,
 }
 
 impl SpecInfo {
@@ -611,8 +716,17 @@ impl SpecInfo {
                 .filter(|c| !c.is_empty())
                 .map(PathBuf::from),
             cgroups_path: v["linux"]["cgroupsPath"].as_str().map(str::to_string),
+            terminal: v["process"]["terminal"].as_bool().unwrap_or(false),
+            console_size: console_size(&v["process"]),
         }
     }
+}
+
+/// `consoleSize` of an OCI process as (height, width), if set.
+fn console_size(p: &serde_json::Value) -> Option<(u16, u16)> {
+    let h = p["consoleSize"]["height"].as_u64()?;
+    let w = p["consoleSize"]["width"].as_u64()?;
+    (h > 0 && w > 0).then_some((h as u16, w as u16))
 }
 
 /// Create `dir` (absolute, as seen inside `root`) and missing parents, mode
@@ -1173,8 +1287,25 @@ fn handle(
                 running: st.started && st.exit.is_none(),
             }
         }
-        // No pty support yet: nothing to resize.
-        Request::Resize { .. } => Response::Ok,
+        Request::Resize {
+            exec_id,
+            width,
+            height,
+        } => {
+            match exec_id {
+                None => {
+                    if let Some(c) = &shim.console {
+                        set_winsize(c, height, width);
+                    }
+                }
+                Some(e) => {
+                    if let Some(c) = lock(&shim.exec_consoles).get(&e) {
+                        set_winsize(c, height, width);
+                    }
+                }
+            }
+            Response::Ok
+        }
         Request::Exec { .. } => unreachable!("handled in serve"),
     })
 }
@@ -1209,7 +1340,13 @@ fn exec(
     let _ = std::fs::remove_file(&pid_file);
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let (stdin_child, stdin_ours) = if want_stdin {
+    let terminal = process["terminal"].as_bool().unwrap_or(false);
+    let console = if terminal {
+        Some(console_socket()?)
+    } else {
+        None
+    };
+    let (stdin_child, stdin_ours) = if want_stdin && !terminal {
         let (r, w) = pipe()?;
         (Stdio::from(r), Some(File::from(w)))
     } else {
@@ -1219,8 +1356,8 @@ fn exec(
     let mut err = File::from(err_r);
     let t0 = Instant::now();
     let mut claimed = lock(&shim.execs);
-    let status = Command::new(&cfg.runtime)
-        .arg("--root")
+    let mut cmd = Command::new(&cfg.runtime);
+    cmd.arg("--root")
         .arg(&cfg.runtime_root)
         .arg("--log")
         .arg(cfg.bundle.join("runtime.log"))
@@ -1228,7 +1365,11 @@ fn exec(
         .arg(&proc_file)
         .arg("--pid-file")
         .arg(&pid_file)
-        .arg("-d")
+        .arg("-d");
+    if let Some((_, p)) = &console {
+        cmd.arg("--console-socket").arg(p);
+    }
+    let status = cmd
         .arg(&cfg.id)
         .stdin(stdin_child)
         .stdout(Stdio::from(out_w))
@@ -1257,6 +1398,20 @@ fn exec(
     let pid: u32 = pid_text.trim().parse().context("read exec pid")?;
     claimed.insert(pid);
     drop(claimed);
+    let mut stdin_ours = stdin_ours;
+    if let Some((l, path)) = console {
+        let master = recv_master(&l);
+        let _ = std::fs::remove_file(&path);
+        let master = master.context("receive the exec's pty")?;
+        if let Some((h, w)) = console_size(process) {
+            set_winsize(&master, h, w);
+        }
+        if want_stdin {
+            stdin_ours = Some(master.try_clone()?);
+        }
+        lock(&shim.exec_consoles).insert(exec_id.to_string(), master.try_clone()?);
+        out = master;
+    }
     tracing::debug!(exec_id, pid, elapsed = ?t0.elapsed(), "exec started");
     send_control(w, &Response::ExecStarted { pid })?;
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -1273,9 +1428,11 @@ fn exec(
     let w = w.clone();
     let stdin2 = stdin.clone();
     let sh = shim.clone();
+    let exec_id = exec_id.to_string();
     spawn("exec-wait", move || {
         let code = reap(pid);
         lock(&sh.execs).remove(&pid);
+        lock(&sh.exec_consoles).remove(&exec_id);
         // Nobody can write to the process any more.
         *lock(&stdin2) = None;
         let deadline = Instant::now() + Duration::from_secs(2);

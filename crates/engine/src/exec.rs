@@ -493,6 +493,25 @@ impl Engine {
         }))
     }
 
+    /// `POST /containers/{id}/resize`: the pty of a container with Tty.
+    pub async fn container_resize(&self, key: &str, height: u16, width: u16) -> Result<()> {
+        let id = self.resolve_id(key)?;
+        let rec = self.record(&id)?;
+        if !rec.is_running() {
+            return Err(Error::Conflict(format!("Container {id} is not running")));
+        }
+        let req = Request::Resize {
+            exec_id: None,
+            width,
+            height,
+        };
+        match crate::shim::call(&self.shim_socket(&id), &req).await {
+            Ok(Response::Error { message }) => Err(Error::Internal(message)),
+            Ok(_) => Ok(()),
+            Err(x) => Err(Error::Internal(format!("resize: {x}"))),
+        }
+    }
+
     /// `POST /exec/{id}/resize`.
     pub async fn exec_resize(&self, exec_id: &str, height: u16, width: u16) -> Result<()> {
         let e = self.execs.with(exec_id, |e| e.clone())?;

@@ -254,6 +254,8 @@ pub async fn attach(
     } else {
         None
     };
+    let detach_keys =
+        super::exec::parse_detach_keys(q.get("detachKeys").map(String::as_str).unwrap_or(""))?;
     // Before API 1.42 dockerd labels every attach stream raw-stream.
     let content_type = if tty || !v.at_least(1, 42) {
         "application/vnd.docker.raw-stream"
@@ -268,10 +270,14 @@ pub async fn attach(
             };
             let io = TokioIo::new(upgraded);
             let (mut rd, mut io) = tokio::io::split(io);
-            // Client bytes → the container's stdin (exec.rs: attach_stdin).
+            // Client bytes → the container's stdin (exec.rs: attach_stdin);
+            // the detach keys end the attach and leave stdin open.
+            let (detached_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
             let reader = stdin.map(|tx| {
                 tokio::spawn(async move {
                     use tokio::io::AsyncReadExt;
+                    let mut scan = super::exec::DetachScanner::new(detach_keys);
+                    let mut detached_tx = Some(detached_tx);
                     let mut buf = vec![0u8; 32 * 1024];
                     loop {
                         match rd.read(&mut buf).await {
@@ -280,15 +286,34 @@ pub async fn attach(
                                 return;
                             }
                             Ok(n) => {
-                                if tx.send(Some(buf[..n].to_vec())).is_err() {
+                                let (data, detach) = scan.feed(&buf[..n]);
+                                if !data.is_empty() && tx.send(Some(data)).is_err() {
                                     return;
+                                }
+                                if detach {
+                                    if let Some(t) = detached_tx.take() {
+                                        let _ = t.send(());
+                                    }
+                                    std::future::pending::<()>().await;
                                 }
                             }
                         }
                     }
                 })
             });
-            while let Some(out) = rx.recv().await {
+            let mut armed = true;
+            loop {
+                let out = tokio::select! {
+                    o = rx.recv() => o,
+                    r = &mut detached, if armed => {
+                        armed = false;
+                        if r.is_ok() {
+                            break; // detach keys
+                        }
+                        continue; // no stdin reader
+                    }
+                };
+                let Some(out) = out else { break };
                 if let Some(bytes) = encode(out, tty, stdout, stderr) {
                     if io.write_all(&bytes).await.is_err() {
                         break;

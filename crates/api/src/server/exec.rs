@@ -190,3 +190,112 @@ pub async fn resize(
     engine.exec_resize(&id, h, w).await?;
     Ok(StatusCode::OK.into_response())
 }
+
+/// `POST /containers/{id}/resize?h=&w=`.
+pub async fn container_resize(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    let num = |k: &str| -> Result<u16, ApiError> {
+        q.get(k)
+            .map(|v| v.parse::<u16>())
+            .unwrap_or(Ok(0))
+            .map_err(|_| ApiError::bad_request(format!("invalid value for {k}")))
+    };
+    let (h, w) = (num("h")?, num("w")?);
+    engine.container_resize(&id, h, w).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Docker's `--detach-keys` syntax: comma-separated `ctrl-<x>` or single
+/// characters; default ctrl-p,ctrl-q.
+pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, ApiError> {
+    let spec = if spec.is_empty() { "ctrl-p,ctrl-q" } else { spec };
+    let mut out = Vec::new();
+    for k in spec.split(',') {
+        let b = k.as_bytes();
+        if let Some(rest) = k.strip_prefix("ctrl-") {
+            let c = rest.as_bytes();
+            if c.len() != 1 {
+                return Err(ApiError::bad_request(format!("Unknown character: '{k}'")));
+            }
+            let c = c[0].to_ascii_lowercase();
+            let v = match c {
+                b'a'..=b'z' => c - b'a' + 1,
+                b'@' => 0,
+                b'[' => 27,
+                b'\\' => 28,
+                b']' => 29,
+                b'^' => 30,
+                b'_' => 31,
+                _ => return Err(ApiError::bad_request(format!("Unknown character: '{k}'"))),
+            };
+            out.push(v);
+        } else if b.len() == 1 {
+            out.push(b[0]);
+        } else {
+            return Err(ApiError::bad_request(format!("Unknown character: '{k}'")));
+        }
+    }
+    Ok(out)
+}
+
+/// Finds the detach sequence in a client's input stream, holding back a
+/// partial match until it is complete or broken (like dockerd's proxy).
+pub struct DetachScanner {
+    keys: Vec<u8>,
+    held: usize,
+}
+
+impl DetachScanner {
+    pub fn new(keys: Vec<u8>) -> DetachScanner {
+        DetachScanner { keys, held: 0 }
+    }
+
+    /// Bytes to pass on, and whether the sequence was completed (the
+    /// bytes after it are dropped).
+    pub fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(data.len());
+        if self.keys.is_empty() {
+            out.extend_from_slice(data);
+            return (out, false);
+        }
+        for &b in data {
+            if b == self.keys[self.held] {
+                self.held += 1;
+                if self.held == self.keys.len() {
+                    return (out, true);
+                }
+            } else {
+                out.extend_from_slice(&self.keys[..self.held]);
+                self.held = 0;
+                if b == self.keys[0] {
+                    self.held = 1;
+                    if self.keys.len() == 1 {
+                        return (out, true);
+                    }
+                } else {
+                    out.push(b);
+                }
+            }
+        }
+        (out, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys() {
+        assert_eq!(parse_detach_keys("").unwrap(), vec![16, 17]);
+        assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
+        assert!(parse_detach_keys("ctrl-aa").is_err());
+        let mut s = DetachScanner::new(vec![16, 17]);
+        assert_eq!(s.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(s.feed(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(s.feed(b"x\x10\x11rest"), (b"x".to_vec(), true));
+    }
+}

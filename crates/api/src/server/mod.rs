@@ -64,6 +64,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/prune", post(containers::prune))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/exec", post(exec::create))
+        .route("/containers/{id}/resize", post(exec::container_resize))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", post(exec::resize))

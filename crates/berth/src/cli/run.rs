@@ -1,14 +1,12 @@
 //! `berth run` (CTR-01..CTR-10): create, attach, wait, start.
 
 use berth_api::client::{Client, ClientError};
-use berth_api::stdcopy;
 use berth_types::api::{
     ContainerCreateBody, ContainerCreateResponse, StrOrVec, Ulimit, WaitResponse,
 };
 use clap::{ArgAction, Args};
 use http_body_util::BodyExt;
 use hyper::Method;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{q, CliResult, Failure};
 
@@ -848,28 +846,15 @@ pub async fn run(client: &Client, a: RunArgs) -> CliResult {
         return Ok(0);
     }
 
-    let attach = client
-        .hijack(&format!(
-            "/containers/{id}/attach?stream=1&stdout=1&stderr=1{}",
-            if a.interactive { "&stdin=1" } else { "" }
-        ))
-        .await
-        .map_err(daemon_error)?;
-    let (mut attach, mut attach_w) = tokio::io::split(attach);
-    if a.interactive {
-        let mut rx = super::tty::stdin_reader();
-        tokio::spawn(async move {
-            while let Some(chunk) = rx.recv().await {
-                if attach_w.write_all(&chunk).await.is_err() {
-                    return;
-                }
-            }
-            let _ = attach_w.shutdown().await;
-            std::future::pending::<()>().await;
-        });
-    } else {
-        std::mem::forget(attach_w);
-    }
+    let output = super::attach::attach_stream(
+        client,
+        &id,
+        a.tty,
+        a.interactive,
+        a.detach_keys.as_deref(),
+    )
+    .await
+    .map_err(daemon_error)?;
     let cond = if a.rm { "removed" } else { "next-exit" };
     let wait = client
         .stream(
@@ -880,29 +865,11 @@ pub async fn run(client: &Client, a: RunArgs) -> CliResult {
         )
         .await
         .map_err(daemon_error)?;
-    let output = tokio::spawn(async move {
-        let mut out = tokio::io::stdout();
-        let mut err = tokio::io::stderr();
-        let mut dec = stdcopy::Decoder::default();
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            let n = match attach.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            dec.push(&buf[..n]);
-            while let Some((stream, data)) = dec.next_frame() {
-                let _ = if stream == 2 {
-                    err.write_all(&data).await
-                } else {
-                    out.write_all(&data).await
-                };
-            }
-            let _ = out.flush().await;
-        }
-        let _ = out.flush().await;
-        let _ = err.flush().await;
-    });
+    let raw = if a.tty && a.interactive {
+        super::tty::RawMode::enter()
+    } else {
+        None
+    };
     if let Err(e) = client
         .call(
             Method::POST,
@@ -912,11 +879,38 @@ pub async fn run(client: &Client, a: RunArgs) -> CliResult {
         )
         .await
     {
+        drop(raw);
         output.abort();
         return Err(daemon_error(e));
     }
-    let waited = wait.into_body().collect().await.map(|b| b.to_bytes());
-    let _ = output.await;
+    if a.tty {
+        super::tty::spawn_resize(client.clone(), format!("/containers/{id}/resize"));
+    } else if a.sig_proxy {
+        super::tty::spawn_sig_proxy(client.clone(), id.clone());
+    }
+    let mut output = output;
+    let mut wait_body = Box::pin(wait.into_body().collect());
+    let waited = tokio::select! {
+        w = &mut wait_body => {
+            let _ = (&mut output).await;
+            w
+        }
+        _ = &mut output => {
+            // The stream ended: the container exited, or we detached.
+            let running = client
+                .get_json::<serde_json::Value>(&format!("/containers/{id}/json"))
+                .await
+                .map(|v| v["State"]["Running"] == true)
+                .unwrap_or(false);
+            if running && a.interactive {
+                drop(raw);
+                return Ok(0);
+            }
+            wait_body.await
+        }
+    };
+    drop(raw);
+    let waited = waited.map(|b| b.to_bytes());
     let waited = waited.map_err(|e| Failure {
         code: 125,
         message: format!("berth: wait: {e}"),

@@ -95,3 +95,61 @@ mod libc_winsize {
         }
     }
 }
+
+/// Send our terminal size to `resize_path` (`/containers/{id}/resize` or
+/// `/exec/{id}/resize`) now and on every SIGWINCH.
+pub fn spawn_resize(client: berth_api::client::Client, resize_path: String) {
+    tokio::spawn(async move {
+        let mut winch =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
+        loop {
+            if let Some((h, w)) = size() {
+                let _ = client
+                    .call(
+                        hyper::Method::POST,
+                        &format!("{resize_path}?h={h}&w={w}"),
+                        berth_api::client::empty(),
+                        None,
+                    )
+                    .await;
+            }
+            match winch.as_mut() {
+                Some(s) => {
+                    if s.recv().await.is_none() {
+                        return;
+                    }
+                }
+                None => return,
+            }
+        }
+    });
+}
+
+/// `--sig-proxy`: forward the usual signals to the container (kill API).
+pub fn spawn_sig_proxy(client: berth_api::client::Client, id: String) {
+    use tokio::signal::unix::{signal, SignalKind};
+    for (kind, num) in [
+        (SignalKind::interrupt(), 2),
+        (SignalKind::terminate(), 15),
+        (SignalKind::hangup(), 1),
+        (SignalKind::quit(), 3),
+        (SignalKind::user_defined1(), 10),
+        (SignalKind::user_defined2(), 12),
+    ] {
+        let Ok(mut s) = signal(kind) else { continue };
+        let client = client.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                let _ = client
+                    .call(
+                        hyper::Method::POST,
+                        &format!("/containers/{id}/kill?signal={num}"),
+                        berth_api::client::empty(),
+                        None,
+                    )
+                    .await;
+            }
+        });
+    }
+}
