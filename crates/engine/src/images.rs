@@ -1,4 +1,4 @@
-//! Registry-facing image operations (IMG-06..IMG-12): pull, push, tag,
+//! Registry-facing image operations (IMG-09..IMG-12, REG-02..REG-05): pull, push, tag,
 //! rmi, auth. The blocking work runs in `spawn_blocking`; pull and push
 //! report Docker's JSON progress messages through a channel.
 
@@ -91,7 +91,7 @@ impl Engine {
         rx
     }
 
-    /// `POST /images/create?fromImage=`: pull (IMG-06/07). The stream ends
+    /// `POST /images/create?fromImage=`: pull (IMG-09/10). The stream ends
     /// with `Status: ...` or an error item.
     pub fn pull_image(
         self: &Arc<Self>,
@@ -105,7 +105,7 @@ impl Engine {
         })
     }
 
-    /// `POST /images/{name}/push` (IMG-08).
+    /// `POST /images/{name}/push` (REG-02).
     pub fn push_image(
         self: &Arc<Self>,
         reference: String,
@@ -195,6 +195,21 @@ impl Engine {
                 .map_err(|e| Error::Internal(e.to_string()))??;
             out.push(json!({"Untagged": tag}));
             if rec.repo_tags.len() > 1 || !users.is_empty() {
+                // The repository's digest goes with its last tag (dockerd).
+                let repo = tag.rsplit_once(':').map(|(r, _)| r.to_string()).unwrap_or_default();
+                let others = rec
+                    .repo_tags
+                    .iter()
+                    .any(|t| t != &tag && t.rsplit_once(':').map(|(r, _)| r) == Some(repo.as_str()));
+                if !others {
+                    let (i2, id) = (images.clone(), rec.id.clone());
+                    let gone = tokio::task::spawn_blocking(move || i2.remove_repo_digests(&id, &repo))
+                        .await
+                        .map_err(|e| Error::Internal(e.to_string()))??;
+                    for d in gone {
+                        out.push(json!({"Untagged": d}));
+                    }
+                }
                 return Ok(out);
             }
         } else {

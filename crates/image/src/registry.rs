@@ -792,7 +792,7 @@ impl Drop for Cleanup {
 }
 
 impl ImageStore {
-    /// `docker pull` (IMG-06/07): by tag (default `latest`) or digest.
+    /// `docker pull` (IMG-09/10): by tag (default `latest`) or digest.
     pub fn pull(
         &self,
         reference: &str,
@@ -900,7 +900,12 @@ impl ImageStore {
         for c in &chains {
             present.push(self.existing_layer(c)?.is_some());
         }
+        // Like dockerd: an image already stored prints no layer lines.
+        let quiet_layers = already.is_some() && present.iter().all(|p| *p);
         for (i, l) in manifest.layers.iter().enumerate() {
+            if quiet_layers {
+                break;
+            }
             let st = if present[i] {
                 "Already exists"
             } else {
@@ -1036,7 +1041,7 @@ impl ImageStore {
         })
     }
 
-    /// `docker push` (IMG-08): every layer blob, the config, a schema2
+    /// `docker push` (REG-02): every layer blob, the config, a schema2
     /// manifest under the tag (default `latest`).
     pub fn push(
         &self,
@@ -1116,7 +1121,16 @@ impl ImageStore {
                 "mediaType": mt, "size": size, "digest": digest
             })).collect::<Vec<_>>(),
         });
-        let mbytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+        // dockerd's encoding (json.MarshalIndent with three spaces).
+        let mut mbytes = Vec::new();
+        {
+            use serde::Serialize;
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"   ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut mbytes, fmt);
+            manifest
+                .serialize(&mut ser)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
         session.put_manifest(&tag, MT_DOCKER_MANIFEST, &mbytes)?;
         let digest = format!("sha256:{}", sha256_hex(&mbytes));
         let _ = write_atomic(&self.blob_file(&digest), &mbytes);

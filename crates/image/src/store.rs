@@ -453,6 +453,28 @@ impl ImageStore {
         Ok(())
     }
 
+    /// Drop the repo digests of repository `name` from an image; returns them.
+    pub fn remove_repo_digests(&self, id: &str, name: &str) -> Result<Vec<String>> {
+        let db = lock(&self.db);
+        let cur: Option<String> = db
+            .query_row("SELECT repo_digests FROM images WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        let Some(cur) = cur else {
+            return Ok(vec![]);
+        };
+        let list: Vec<String> = serde_json::from_str(&cur).unwrap_or_default();
+        let (gone, keep): (Vec<String>, Vec<String>) = list
+            .into_iter()
+            .partition(|d| d.split('@').next() == Some(name));
+        if !gone.is_empty() {
+            db.execute(
+                "UPDATE images SET repo_digests = ?1 WHERE id = ?2",
+                params![serde_json::to_string(&keep).map_err(|e| Error::Internal(e.to_string()))?, id],
+            )?;
+        }
+        Ok(gone)
+    }
+
     /// Record `name@sha256:..` for an image (replacing the same name's old digest).
     pub(crate) fn add_repo_digest(&self, id: &str, repo_digest: &str) -> Result<()> {
         let mut db = lock(&self.db);
