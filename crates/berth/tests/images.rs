@@ -58,7 +58,7 @@ fn image_id(d: &Daemon, r: &str) -> String {
     ok(&d.berth(&["inspect", "-f", "{{.Id}}", r])).trim().to_string()
 }
 
-// IMG-06/07/08/11/12: push from one daemon, pull into another, run it.
+// IMG-09/10/11/12, REG-02/03: push from one daemon, pull into another, run it.
 #[test]
 fn push_pull_run_rmi() {
     require_root!();
@@ -157,8 +157,12 @@ fn docker_cli_pull_push() {
     let o = d.docker(&["pull", &format!("{host}/dk/none:1")]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("manifest unknown"), "{}", stderr(&o));
-    let out = ok(&d.docker(&["run", "--rm", &name, "echo", "hi"]));
-    assert_eq!(out.trim(), "hi");
+    // `docker run` of a missing image pulls it (CLI: create → 404 → pull → create).
+    ok(&d.docker(&["rmi", &name]));
+    let o = d.docker(&["run", "--rm", &name, "echo", "hi"]);
+    assert_eq!(ok(&o).trim(), "hi");
+    assert!(stderr(&o).contains("Unable to find image"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Pull complete"), "{}", stderr(&o));
 }
 
 // Login against an htpasswd registry; credentials in config.json are sent

@@ -1,5 +1,5 @@
-//! Image routes: list, load (IMG-20), import (IMG-22), pull (IMG-06/07),
-//! push (IMG-08), tag (IMG-11), rmi (IMG-12), `/auth`.
+//! Image routes: list, load (IMG-20), import (IMG-22), pull (IMG-09/10),
+//! push (REG-02), tag (IMG-11), rmi (IMG-12), `/auth`.
 
 use std::sync::Arc;
 
