@@ -401,17 +401,19 @@ impl Engine {
     /// OpenStdin. Bytes sent are buffered until the container's shim is up
     /// (attach may come before start), then written as `Stdin` frames on a
     /// shim connection attached with `stdin`; `None` (the client closed its
-    /// side) closes the container's stdin when StdinOnce.
+    /// side) closes the container's stdin when StdinOnce without Tty (like
+    /// dockerd; the returned flag says so: otherwise the end of the client's
+    /// input ends the attach instead).
     pub fn attach_stdin(
         self: &Arc<Self>,
         key: &str,
-    ) -> Result<Option<mpsc::UnboundedSender<Option<Vec<u8>>>>> {
+    ) -> Result<Option<(mpsc::UnboundedSender<Option<Vec<u8>>>, bool)>> {
         let id = self.resolve_id(key)?;
         let rec = self.record(&id)?;
         if !rec.config.open_stdin {
             return Ok(None);
         }
-        let once = rec.config.stdin_once;
+        let once = rec.config.stdin_once && !rec.config.tty;
         let sock = self.shim_socket(&id);
         let (tx, mut rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
         tokio::spawn(async move {
@@ -456,16 +458,20 @@ impl Engine {
                             return;
                         }
                     }
-                    Some(None) | None => {
+                    // The client closed its side: close stdin if StdinOnce.
+                    Some(None) => {
                         if once {
                             let _ = send(&mut wr, FrameKind::StdinClose, &[]).await;
                         }
                         return;
                     }
+                    // The attach ended otherwise (detach keys, disconnect):
+                    // stdin stays open for the next client.
+                    None => return,
                 }
             }
         });
-        Ok(Some(tx))
+        Ok(Some((tx, once)))
     }
 
     /// `GET /exec/{id}/json`.

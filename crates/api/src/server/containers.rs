@@ -273,7 +273,7 @@ pub async fn attach(
             // Client bytes → the container's stdin (exec.rs: attach_stdin);
             // the detach keys end the attach and leave stdin open.
             let (detached_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
-            let reader = stdin.map(|tx| {
+            let reader = stdin.map(|(tx, closes_stdin)| {
                 tokio::spawn(async move {
                     use tokio::io::AsyncReadExt;
                     let mut scan = super::exec::DetachScanner::new(detach_keys);
@@ -282,8 +282,16 @@ pub async fn attach(
                     loop {
                         match rd.read(&mut buf).await {
                             Ok(0) | Err(_) => {
-                                let _ = tx.send(None);
-                                return;
+                                if closes_stdin {
+                                    let _ = tx.send(None);
+                                    return;
+                                }
+                                // Tty or not StdinOnce: the end of the
+                                // client's input ends the attach (dockerd).
+                                if let Some(t) = detached_tx.take() {
+                                    let _ = t.send(());
+                                }
+                                std::future::pending::<()>().await;
                             }
                             Ok(n) => {
                                 let (data, detach) = scan.feed(&buf[..n]);
