@@ -1382,7 +1382,13 @@ fn exec(
     let _ = std::fs::remove_file(&pid_file);
     if !status.success() {
         // A process that failed to exec is left to us (re-parented): reap it.
-        reap_exec_zombies(shim.pid, &claimed);
+        // Usually one process in the namespace; wait a little for it.
+        for _ in 0..50 {
+            if reap_exec_zombies(shim.pid, &claimed) > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         drop(claimed);
         // It may exit only just after the runtime did.
         let sh = shim.clone();
@@ -1451,7 +1457,10 @@ fn exec(
 /// levels than ours) that are neither init nor a claimed exec process: what
 /// a failed `runtime exec` leaves behind. Without this, init's exit would
 /// hang (the kernel waits for every process of the namespace to be reaped).
-fn reap_exec_zombies(init: u32, claimed: &std::collections::HashSet<u32>) {
+/// Also reaps libcontainer's leftover intermediate processes (`youki:...`).
+/// Returns how many in-namespace zombies were reaped.
+fn reap_exec_zombies(init: u32, claimed: &std::collections::HashSet<u32>) -> usize {
+    let mut reaped = 0;
     let levels = |status: &str| {
         status
             .lines()
@@ -1462,7 +1471,7 @@ fn reap_exec_zombies(init: u32, claimed: &std::collections::HashSet<u32>) {
     let me = std::process::id();
     let mine = levels(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
     let Ok(rd) = std::fs::read_dir("/proc") else {
-        return;
+        return 0;
     };
     for e in rd.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
@@ -1480,13 +1489,19 @@ fn reap_exec_zombies(init: u32, claimed: &std::collections::HashSet<u32>) {
                 .map(|v| v.trim().to_string())
                 .unwrap_or_default()
         };
-        if field("PPid:") == me.to_string() && field("State:").starts_with('Z') && levels(&st) > mine {
+        if field("PPid:") != me.to_string() || !field("State:").starts_with('Z') {
+            continue;
+        }
+        let inside = levels(&st) > mine;
+        if inside || field("Name:").starts_with("youki:") {
             let _ = waitpid(
                 Pid::from_raw(pid as i32),
                 Some(nix::sys::wait::WaitPidFlag::WNOHANG),
             );
+            reaped += usize::from(inside);
         }
     }
+    reaped
 }
 
 /// Copy an exec's output stream to its one connection.

@@ -51,9 +51,10 @@ fn exec_suite(d: &Daemon) {
     assert_eq!(stdout(&o), "out\n");
     assert_eq!(stderr(&o), "err\n");
 
-    // Not found: 127, not executable: 126, message like dockerd's.
+    // Not found or not executable: 126 (dockerd's exec start failure),
+    // message like dockerd's.
     let o = d.berth(&["exec", "ex", "nonexistent-cmd"]);
-    assert_eq!(code(&o), 127, "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 126, "{}{}", stdout(&o), stderr(&o));
     assert!(
         stdout(&o).contains("executable file not found in $PATH"),
         "{}",
@@ -187,7 +188,7 @@ fn exec_docker_cli() {
     let o = with_stdin(&mut c, b"from stdin\n");
     assert_eq!((code(&o), stdout(&o).as_str()), (0, "from stdin\n"), "{}", stderr(&o));
     let o = d.docker(&["exec", "dx", "nonexistent-cmd"]);
-    assert_eq!(code(&o), 127, "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 126, "{}{}", stdout(&o), stderr(&o));
     let o = d.docker(&["exec", "-d", "dx", "sleep", "5"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = d.docker(&["exec", "-u", "nobody", "-w", "/tmp", "-e", "X=y", "dx", "sh", "-c", "id -un; pwd; echo $X"]);

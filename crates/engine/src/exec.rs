@@ -97,15 +97,10 @@ fn random_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Exit code for a start failure, like dockerd: 127 when the command does
-/// not exist, 126 otherwise.
-pub fn start_error_code(msg: &str) -> i32 {
-    let m = msg.to_ascii_lowercase();
-    if m.contains("not found") || m.contains("no such file") {
-        127
-    } else {
-        126
-    }
+/// Exit code of an exec that failed to start: dockerd records 126 whatever
+/// the cause (also for a command that does not exist; 127 is `run`'s).
+pub fn start_error_code(_msg: &str) -> i32 {
+    126
 }
 
 impl Engine {
@@ -129,7 +124,7 @@ impl Engine {
                 )))
             }
             _ => {
-                return Err(Error::Conflict(format!("container {id} is not running")));
+                return Err(Error::Conflict(format!("Container {id} is not running")));
             }
         }
         let exec_id = random_id();
@@ -478,17 +473,20 @@ impl Engine {
     pub fn exec_inspect(&self, exec_id: &str) -> Result<Value> {
         let e = self.execs.with(exec_id, |e| e.clone())?;
         let cmd = e.cfg.cmd.clone().unwrap_or_default();
+        let mut pc = json!({
+            "tty": e.cfg.tty,
+            "entrypoint": cmd.first().cloned().unwrap_or_default(),
+            "arguments": cmd.iter().skip(1).cloned().collect::<Vec<_>>(),
+            "privileged": e.cfg.privileged,
+        });
+        if !e.cfg.user.is_empty() {
+            pc["user"] = json!(e.cfg.user);
+        }
         Ok(json!({
             "ID": e.id,
             "Running": e.running,
             "ExitCode": e.exit_code,
-            "ProcessConfig": {
-                "tty": e.cfg.tty,
-                "entrypoint": cmd.first().cloned().unwrap_or_default(),
-                "arguments": cmd.iter().skip(1).cloned().collect::<Vec<_>>(),
-                "privileged": e.cfg.privileged,
-                "user": e.cfg.user,
-            },
+            "ProcessConfig": pc,
             "OpenStdin": e.cfg.attach_stdin,
             "OpenStderr": e.cfg.attach_stderr,
             "OpenStdout": e.cfg.attach_stdout,
@@ -598,7 +596,6 @@ mod tests {
             docker_exec_error(m),
             "exec failed: unable to start container process: exec: \"nope\": executable file not found in $PATH: unknown"
         );
-        assert_eq!(start_error_code(&docker_exec_error(m)), 127);
-        assert_eq!(start_error_code("permission denied"), 126);
+        assert_eq!(start_error_code(&docker_exec_error(m)), 126);
     }
 }
