@@ -205,13 +205,18 @@ impl Runtime {
             .with_console_socket(opts.console_socket.clone())
             .validate_id()
             .map_err(lc(ctx.clone()))?;
-        builder
+        let mut c = builder
             .as_init(&bundle)
             .with_systemd(false)
             .as_sibling(false)
             .with_detach(detach)
             .build()
-            .map_err(lc(ctx))
+            .map_err(lc(ctx))?;
+        if let Err(e) = disable_oom_killer_if_asked(&bundle) {
+            let _ = c.delete(true);
+            return Err(e);
+        }
+        Ok(c)
     }
 
     /// `start`: let a created container's init exec the user process.
@@ -244,7 +249,10 @@ impl Runtime {
         let env: std::collections::HashMap<String, String> = opts
             .env
             .iter()
-            .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|e| {
+                e.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
         let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.root)
@@ -398,6 +406,35 @@ fn wait_forwarding_signals(pid: Pid) -> Result<i32> {
 
 /// Wait for `pid` (a child of the caller) and map its status to a shell-style
 /// exit code.
+/// `linux.resources.memory.disableOOMKiller` (`--oom-kill-disable`):
+/// libcontainer 0.7 never writes it, so set `memory.oom_control` on cgroup
+/// v1 ourselves. cgroup v2 has no such switch (runc ignores it there too).
+fn disable_oom_killer_if_asked(bundle: &Path) -> Result<()> {
+    let spec = Spec::load(bundle.join("config.json")).map_err(|source| Error::Spec {
+        context: format!("load {}/config.json", bundle.display()),
+        source,
+    })?;
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let disable = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.disable_oom_killer())
+        .unwrap_or(false);
+    let Some(cgroup) = linux.cgroups_path().as_ref().filter(|_| disable) else {
+        return Ok(());
+    };
+    let file = Path::new("/sys/fs/cgroup/memory")
+        .join(cgroup.strip_prefix("/").unwrap_or(cgroup))
+        .join("memory.oom_control");
+    if !file.exists() {
+        return Ok(());
+    }
+    std::fs::write(&file, "1").map_err(io(format!("write {}", file.display())))
+}
+
 pub fn wait_exit_code(pid: Pid) -> Result<i32> {
     loop {
         match waitpid(pid, None) {
