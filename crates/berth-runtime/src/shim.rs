@@ -480,7 +480,7 @@ fn setup(cfg: &ShimConfig, runner: &Runner, spec: &SpecInfo, mounted: &mut usize
     let listener = UnixListener::bind(&cfg.socket)
         .with_context(|| format!("listen on {}", cfg.socket.display()))?;
     if let Some((l, path)) = console {
-        let master = recv_master(&l);
+        let master = recv_master(&l, || false);
         let _ = std::fs::remove_file(&path);
         let master = master.context("receive the container's pty")?;
         if let Some((h, w)) = spec.console_size {
@@ -518,16 +518,21 @@ fn console_socket() -> Result<(UnixListener, PathBuf)> {
 
 /// Accept the runtime's connection on a console socket and receive the pty
 /// master (runc's protocol: one message, the fd in SCM_RIGHTS).
-fn recv_master(l: &UnixListener) -> Result<File> {
+/// `gone` says the sender can no longer connect (checked while waiting).
+fn recv_master(l: &UnixListener, mut gone: impl FnMut() -> bool) -> Result<File> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::FromRawFd;
     l.set_nonblocking(true)?;
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last_try = false;
     let conn = loop {
         match l.accept() {
             Ok((c, _)) => break c,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(1));
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline && !last_try => {
+                last_try = gone();
+                if !last_try {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
             }
             Err(e) => return Err(e).context("accept on the console socket"),
         }
@@ -1369,13 +1374,30 @@ fn exec(
     if let Some((_, p)) = &console {
         cmd.arg("--console-socket").arg(p);
     }
-    let status = cmd
+    let child = cmd
         .arg(&cfg.id)
         .stdin(stdin_child)
         .stdout(Stdio::from(out_w))
         .stderr(Stdio::from(err_w))
-        .status()
+        .spawn()
         .with_context(|| format!("exec {}", cfg.runtime.display()));
+    // With a pty: take the master while the runtime runs and size it at
+    // once, so the process (already running: libcontainer does not apply
+    // consoleSize) almost always starts with the right size.
+    let mut master = None;
+    let status = child.and_then(|mut child| {
+        if let Some((l, path)) = &console {
+            let m = recv_master(l, || !matches!(child.try_wait(), Ok(None)));
+            let _ = std::fs::remove_file(path);
+            if let Ok(m) = &m {
+                if let Some((h, w)) = console_size(process) {
+                    set_winsize(m, h, w);
+                }
+            }
+            master = Some(m);
+        }
+        child.wait().context("wait for the runtime")
+    });
     let _ = std::fs::remove_file(&proc_file);
     let status = status?;
     let pid_text = std::fs::read_to_string(&pid_file).unwrap_or_default();
@@ -1405,13 +1427,8 @@ fn exec(
     claimed.insert(pid);
     drop(claimed);
     let mut stdin_ours = stdin_ours;
-    if let Some((l, path)) = console {
-        let master = recv_master(&l);
-        let _ = std::fs::remove_file(&path);
+    if let Some(master) = master {
         let master = master.context("receive the exec's pty")?;
-        if let Some((h, w)) = console_size(process) {
-            set_winsize(&master, h, w);
-        }
         if want_stdin {
             stdin_ours = Some(master.try_clone()?);
         }

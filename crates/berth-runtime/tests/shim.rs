@@ -557,3 +557,97 @@ fn shim_signals_not_inherited() {
         let _ = std::fs::remove_file(&shim.cfg.exit_file);
     }
 }
+
+/// One exec on its own connection: reply, output frames, `ExecExited`.
+#[derive(Default, Debug)]
+struct ExecSession {
+    started: Option<u32>,
+    error: Option<String>,
+    stdout: String,
+    stderr: String,
+    exit_code: Option<i32>,
+}
+
+fn exec(sock: &Path, b: &Bundle, args: &[&str], terminal: bool, input: Option<&[u8]>) -> ExecSession {
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.dir.join("config.json")).unwrap()).unwrap();
+    let mut p = spec["process"].clone();
+    p["args"] = serde_json::json!(args);
+    p["terminal"] = serde_json::json!(terminal);
+    if terminal {
+        p["consoleSize"] = serde_json::json!({"height": 33, "width": 77});
+    }
+    let mut c = UnixStream::connect(sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    request(
+        &mut c,
+        &Request::Exec {
+            exec_id: "e1".into(),
+            process: p,
+            stdin: input.is_some(),
+        },
+    );
+    if let Some(data) = input {
+        send(&mut c, FrameKind::Stdin, data);
+        send(&mut c, FrameKind::StdinClose, b"");
+    }
+    let mut s = ExecSession::default();
+    while let Some((k, p)) = read_frame(&mut c) {
+        match k {
+            FrameKind::Stdout => s.stdout.push_str(&String::from_utf8_lossy(&p)),
+            FrameKind::Stderr => s.stderr.push_str(&String::from_utf8_lossy(&p)),
+            FrameKind::Control => match serde_json::from_slice::<Response>(&p).unwrap() {
+                Response::ExecStarted { pid } => s.started = Some(pid),
+                Response::ExecExited { exit_code } => {
+                    s.exit_code = Some(exit_code);
+                    break;
+                }
+                Response::Error { message } => {
+                    s.error = Some(message);
+                    break;
+                }
+                r => panic!("unexpected {r:?}"),
+            },
+            _ => panic!("unexpected frame {k:?}"),
+        }
+    }
+    s
+}
+
+/// Exec (ARCH-13, CTR-22) with each runtime: output, stdin, exit code, a
+/// failed exec leaves nothing that would keep init from exiting, a pty.
+#[test]
+fn shim_exec() {
+    require_root!();
+    let b = Bundle::new("shimexec", &["sleep", "60"]);
+    let ro = RoBin::new(&b);
+    for rt in ro.runtimes() {
+        let shim = start_shim(&b, rt, false);
+        let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
+        request(&mut c, &Request::Start);
+        let (_, p) = read_frame(&mut c).unwrap();
+        assert!(matches!(
+            serde_json::from_slice::<Response>(&p).unwrap(),
+            Response::Started { .. }
+        ));
+        let sock = shim.cfg.socket.clone();
+        let s = exec(&sock, &b, &["sh", "-c", "echo out; echo err >&2; exit 3"], false, None);
+        assert!(s.started.unwrap_or(0) > 0, "{rt}: {s:?}");
+        assert_eq!((s.stdout.as_str(), s.stderr.as_str(), s.exit_code), ("out\n", "err\n", Some(3)), "{rt}");
+        let s = exec(&sock, &b, &["cat"], false, Some(b"piped\n"));
+        assert_eq!((s.stdout.as_str(), s.exit_code), ("piped\n", Some(0)), "{rt}: {s:?}");
+        let s = exec(&sock, &b, &["no-such-command"], false, None);
+        assert!(s.error.as_deref().unwrap_or("").contains("no-such-command"), "{rt}: {s:?}");
+        let s = exec(&sock, &b, &["sh", "-c", "tty; stty size"], true, None);
+        assert!(s.stdout.contains("/dev/pts/"), "{rt}: {s:?}");
+        assert!(s.stdout.contains("33 77"), "{rt}: {s:?}");
+        assert_eq!(s.exit_code, Some(0));
+        // Init exits promptly on SIGKILL: no stray process of a failed exec.
+        request(&mut c, &Request::Wait);
+        let mut k = UnixStream::connect(&sock).unwrap();
+        request(&mut k, &Request::Kill { signal: 9 });
+        let w = collect(&mut c);
+        assert_eq!(w.exited.unwrap().exit_code, 137, "{rt}");
+        assert_clean(&b, &shim, rt);
+    }
+}
