@@ -528,7 +528,11 @@ fn recv_master(l: &UnixListener, mut gone: impl FnMut() -> bool) -> Result<File>
     let conn = loop {
         match l.accept() {
             Ok((c, _)) => break c,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline && !last_try => {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    && Instant::now() < deadline
+                    && !last_try =>
+            {
                 last_try = gone();
                 if !last_try {
                     std::thread::sleep(Duration::from_micros(200));
@@ -542,8 +546,13 @@ fn recv_master(l: &UnixListener, mut gone: impl FnMut() -> bool) -> Result<File>
     let mut buf = [0u8; 4096];
     let mut iov = [io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .context("recvmsg on the console socket")?;
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .context("recvmsg on the console socket")?;
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(&fd) = fds.first() {
@@ -567,7 +576,13 @@ fn set_winsize(master: &File, height: u16, width: u16) {
         ws_ypixel: 0,
     };
     // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
-    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+    unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &ws as *const libc::winsize,
+        )
+    };
 }
 
 /// `create` in a forked child, without exec (a fork of this small process
@@ -1421,7 +1436,14 @@ fn exec(
         let mut msg = drain_nonblocking(&mut err);
         msg.push_str(&drain_nonblocking(&mut out));
         let msg = msg.trim().trim_start_matches("ERRO[0000] ").to_string();
-        bail!("{}", if msg.is_empty() { format!("{} exec failed ({status})", cfg.runtime.display()) } else { msg });
+        bail!(
+            "{}",
+            if msg.is_empty() {
+                format!("{} exec failed ({status})", cfg.runtime.display())
+            } else {
+                msg
+            }
+        );
     }
     let pid: u32 = pid_text.trim().parse().context("read exec pid")?;
     claimed.insert(pid);

@@ -568,7 +568,13 @@ struct ExecSession {
     exit_code: Option<i32>,
 }
 
-fn exec(sock: &Path, b: &Bundle, args: &[&str], terminal: bool, input: Option<&[u8]>) -> ExecSession {
+fn exec(
+    sock: &Path,
+    b: &Bundle,
+    args: &[&str],
+    terminal: bool,
+    input: Option<&[u8]>,
+) -> ExecSession {
     let spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(b.dir.join("config.json")).unwrap()).unwrap();
     let mut p = spec["process"].clone();
@@ -631,13 +637,30 @@ fn shim_exec() {
             Response::Started { .. }
         ));
         let sock = shim.cfg.socket.clone();
-        let s = exec(&sock, &b, &["sh", "-c", "echo out; echo err >&2; exit 3"], false, None);
+        let s = exec(
+            &sock,
+            &b,
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            false,
+            None,
+        );
         assert!(s.started.unwrap_or(0) > 0, "{rt}: {s:?}");
-        assert_eq!((s.stdout.as_str(), s.stderr.as_str(), s.exit_code), ("out\n", "err\n", Some(3)), "{rt}");
+        assert_eq!(
+            (s.stdout.as_str(), s.stderr.as_str(), s.exit_code),
+            ("out\n", "err\n", Some(3)),
+            "{rt}"
+        );
         let s = exec(&sock, &b, &["cat"], false, Some(b"piped\n"));
-        assert_eq!((s.stdout.as_str(), s.exit_code), ("piped\n", Some(0)), "{rt}: {s:?}");
+        assert_eq!(
+            (s.stdout.as_str(), s.exit_code),
+            ("piped\n", Some(0)),
+            "{rt}: {s:?}"
+        );
         let s = exec(&sock, &b, &["no-such-command"], false, None);
-        assert!(s.error.as_deref().unwrap_or("").contains("no-such-command"), "{rt}: {s:?}");
+        assert!(
+            s.error.as_deref().unwrap_or("").contains("no-such-command"),
+            "{rt}: {s:?}"
+        );
         let s = exec(&sock, &b, &["sh", "-c", "tty; stty size"], true, None);
         assert!(s.stdout.contains("/dev/pts/"), "{rt}: {s:?}");
         assert!(s.stdout.contains("33 77"), "{rt}: {s:?}");

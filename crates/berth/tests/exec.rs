@@ -43,7 +43,12 @@ fn exec_suite(d: &Daemon) {
     run_d(d, &["--name", "ex", IMAGE, "sleep", "120"]);
 
     let o = d.berth(&["exec", "ex", "echo", "hi"]);
-    assert_eq!((code(&o), stdout(&o).as_str()), (0, "hi\n"), "{}", stderr(&o));
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "hi\n"),
+        "{}",
+        stderr(&o)
+    );
 
     // Exit code and stream separation.
     let o = d.berth(&["exec", "ex", "sh", "-c", "echo out; echo err >&2; exit 7"]);
@@ -65,7 +70,16 @@ fn exec_suite(d: &Daemon) {
 
     // -u / -w / -e (a missing working directory is created? no: docker fails).
     let o = d.berth(&[
-        "exec", "-u", "1000:1000", "-w", "/tmp", "-e", "FOO=bar", "ex", "sh", "-c",
+        "exec",
+        "-u",
+        "1000:1000",
+        "-w",
+        "/tmp",
+        "-e",
+        "FOO=bar",
+        "ex",
+        "sh",
+        "-c",
         "id -u; id -g; pwd; echo $FOO",
     ]);
     assert_eq!(stdout(&o), "1000\n1000\n/tmp\nbar\n", "{}", stderr(&o));
@@ -73,13 +87,26 @@ fn exec_suite(d: &Daemon) {
     assert_eq!(stdout(&o), "nobody\n", "{}", stderr(&o));
 
     // -i: stdin reaches the process and EOF ends it.
-    let o = with_stdin(&mut berth_cmd(d, &["exec", "-i", "ex", "cat"]), b"hello\nworld\n");
-    assert_eq!((code(&o), stdout(&o).as_str()), (0, "hello\nworld\n"), "{}", stderr(&o));
+    let o = with_stdin(
+        &mut berth_cmd(d, &["exec", "-i", "ex", "cat"]),
+        b"hello\nworld\n",
+    );
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "hello\nworld\n"),
+        "{}",
+        stderr(&o)
+    );
     let o = with_stdin(
         &mut berth_cmd(d, &["exec", "-i", "ex", "sh", "-c", "wc -c; exit 3"]),
         &vec![b'x'; 200_000],
     );
-    assert_eq!((code(&o), stdout(&o).trim()), (3, "200000"), "{}", stderr(&o));
+    assert_eq!(
+        (code(&o), stdout(&o).trim()),
+        (3, "200000"),
+        "{}",
+        stderr(&o)
+    );
     // Without -i the process sees EOF at once.
     let o = with_stdin(&mut berth_cmd(d, &["exec", "ex", "cat"]), b"ignored\n");
     assert_eq!((code(&o), stdout(&o).as_str()), (0, ""));
@@ -99,7 +126,14 @@ fn exec_suite(d: &Daemon) {
             .unwrap_or_default()
     };
     let plain = caps(&["exec", "ex", "grep", "CapEff", "/proc/self/status"]);
-    let privileged = caps(&["exec", "--privileged", "ex", "grep", "CapEff", "/proc/self/status"]);
+    let privileged = caps(&[
+        "exec",
+        "--privileged",
+        "ex",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
     assert_eq!(plain, "00000000a80425fb");
     assert_ne!(privileged, plain);
 
@@ -180,17 +214,39 @@ fn exec_docker_cli() {
     let d = Daemon::start("exec-docker");
     run_d(&d, &["--name", "dx", IMAGE, "sleep", "60"]);
     let o = d.docker(&["exec", "dx", "echo", "hi"]);
-    assert_eq!((code(&o), stdout(&o).as_str()), (0, "hi\n"), "{}", stderr(&o));
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "hi\n"),
+        "{}",
+        stderr(&o)
+    );
     let o = d.docker(&["exec", "dx", "sh", "-c", "echo e >&2; exit 4"]);
     assert_eq!((code(&o), stderr(&o).as_str()), (4, "e\n"));
     let mut c = Command::new("docker");
     c.args(["-H", &d.host(), "exec", "-i", "dx", "cat"]);
     let o = with_stdin(&mut c, b"from stdin\n");
-    assert_eq!((code(&o), stdout(&o).as_str()), (0, "from stdin\n"), "{}", stderr(&o));
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "from stdin\n"),
+        "{}",
+        stderr(&o)
+    );
     let o = d.docker(&["exec", "dx", "nonexistent-cmd"]);
     assert_eq!(code(&o), 126, "{}{}", stdout(&o), stderr(&o));
     let o = d.docker(&["exec", "-d", "dx", "sleep", "5"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let o = d.docker(&["exec", "-u", "nobody", "-w", "/tmp", "-e", "X=y", "dx", "sh", "-c", "id -un; pwd; echo $X"]);
+    let o = d.docker(&[
+        "exec",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "-e",
+        "X=y",
+        "dx",
+        "sh",
+        "-c",
+        "id -un; pwd; echo $X",
+    ]);
     assert_eq!(stdout(&o), "nobody\n/tmp\ny\n", "{}", stderr(&o));
 }

@@ -42,7 +42,12 @@ fn run_interactive_stdin() {
         b"hi\n",
         Duration::ZERO,
     );
-    assert_eq!((code(&o), stdout(&o).as_str()), (0, "hi\n"), "{}", stderr(&o));
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "hi\n"),
+        "{}",
+        stderr(&o)
+    );
     // Large input, exit code of the container.
     let big = vec![b'y'; 300_000];
     let o = with_stdin(
@@ -50,7 +55,12 @@ fn run_interactive_stdin() {
         &big,
         Duration::ZERO,
     );
-    assert_eq!((code(&o), stdout(&o).trim()), (9, "300000"), "{}", stderr(&o));
+    assert_eq!(
+        (code(&o), stdout(&o).trim()),
+        (9, "300000"),
+        "{}",
+        stderr(&o)
+    );
     // Without -i the container's stdin is /dev/null.
     let o = with_stdin(
         berth_cmd(&d, &["run", "--rm", IMAGE, "cat"]),
@@ -59,12 +69,35 @@ fn run_interactive_stdin() {
     );
     assert_eq!((code(&o), stdout(&o).as_str()), (0, ""));
     // start -a -i.
-    let o = d.berth(&["create", "-i", "--name", "st", IMAGE, "sh", "-c", "read x; echo got $x; exit 2"]);
+    let o = d.berth(&[
+        "create",
+        "-i",
+        "--name",
+        "st",
+        IMAGE,
+        "sh",
+        "-c",
+        "read x; echo got $x; exit 2",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = with_stdin(berth_cmd(&d, &["start", "-a", "-i", "st"]), b"foo\n", Duration::ZERO);
-    assert_eq!((code(&o), stdout(&o).as_str()), (2, "got foo\n"), "{}", stderr(&o));
+    let o = with_stdin(
+        berth_cmd(&d, &["start", "-a", "-i", "st"]),
+        b"foo\n",
+        Duration::ZERO,
+    );
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (2, "got foo\n"),
+        "{}",
+        stderr(&o)
+    );
     // The inspect view of -i.
-    let o = d.berth(&["inspect", "-f", "{{.Config.OpenStdin}} {{.Config.StdinOnce}} {{.Config.AttachStdin}}", "st"]);
+    let o = d.berth(&[
+        "inspect",
+        "-f",
+        "{{.Config.OpenStdin}} {{.Config.StdinOnce}} {{.Config.AttachStdin}}",
+        "st",
+    ]);
     assert_eq!(stdout(&o).trim(), "true true true");
 }
 
@@ -72,7 +105,17 @@ fn run_interactive_stdin() {
 fn attach_clients() {
     require_root!();
     let d = Daemon::start("attach");
-    let o = d.berth(&["run", "-d", "-i", "--name", "att", IMAGE, "sh", "-c", "while read l; do echo got:$l; done"]);
+    let o = d.berth(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "att",
+        IMAGE,
+        "sh",
+        "-c",
+        "while read l; do echo got:$l; done",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Two watchers without stdin, one writer.
     let watchers: Vec<_> = (0..2)
@@ -118,10 +161,35 @@ fn docker_cli_stdin() {
     }
     let d = Daemon::start("stdin-docker");
     let mut c = Command::new("docker");
-    c.args(["-H", &d.host(), "run", "-i", "--rm", IMAGE, "sh", "-c", "cat; exit 3"]);
+    c.args([
+        "-H",
+        &d.host(),
+        "run",
+        "-i",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat; exit 3",
+    ]);
     let o = with_stdin(c, b"via docker\n", Duration::ZERO);
-    assert_eq!((code(&o), stdout(&o).as_str()), (3, "via docker\n"), "{}", stderr(&o));
-    let o = d.berth(&["run", "-d", "-i", "--name", "dc", IMAGE, "sh", "-c", "read l; echo got:$l"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (3, "via docker\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.berth(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "dc",
+        IMAGE,
+        "sh",
+        "-c",
+        "read l; echo got:$l",
+    ]);
     assert!(o.status.success());
     // The end of stdin ends an attach without StdinOnce (dockerd): keep it
     // open until the output is there.
@@ -246,7 +314,10 @@ impl Term {
 
 fn interactive_session(d: &Daemon, cli: &std::path::Path, name: &str) {
     let host = d.host();
-    let mut t = Term::spawn(cli, &["-H", &host, "run", "-it", "--name", name, IMAGE, "sh"]);
+    let mut t = Term::spawn(
+        cli,
+        &["-H", &host, "run", "-it", "--name", name, IMAGE, "sh"],
+    );
     t.send(b"echo $((6*7))\r");
     t.expect("42", 20);
     // The initial size came from the CLI's terminal.
@@ -269,9 +340,20 @@ fn interactive_session(d: &Daemon, cli: &std::path::Path, name: &str) {
     t.send(b"exit 3\r");
     assert_eq!(t.wait(10), 3);
     // exec -it in a running container.
-    let o = d.berth(&["run", "-d", "--name", &format!("{name}-x"), IMAGE, "sleep", "60"]);
+    let o = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{name}-x"),
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
     assert!(o.status.success());
-    let mut t = Term::spawn(cli, &["-H", &host, "exec", "-it", &format!("{name}-x"), "sh"]);
+    let mut t = Term::spawn(
+        cli,
+        &["-H", &host, "exec", "-it", &format!("{name}-x"), "sh"],
+    );
     t.send(b"tty; stty size\r");
     t.expect("/dev/pts/", 10);
     t.expect("30 90", 10);

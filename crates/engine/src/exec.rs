@@ -535,14 +535,20 @@ impl Engine {
     }
 }
 
-async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, kind: FrameKind, body: &[u8]) -> std::io::Result<()> {
+async fn send(
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+    kind: FrameKind,
+    body: &[u8],
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(5 + body.len());
     buf.extend_from_slice(&frame_header(kind, body.len() as u32));
     buf.extend_from_slice(body);
     w.write_all(&buf).await
 }
 
-async fn recv(r: &mut tokio::net::unix::OwnedReadHalf) -> std::io::Result<Option<(FrameKind, Vec<u8>)>> {
+async fn recv(
+    r: &mut tokio::net::unix::OwnedReadHalf,
+) -> std::io::Result<Option<(FrameKind, Vec<u8>)>> {
     let mut h = [0u8; 5];
     match r.read_exact(&mut h).await {
         Ok(_) => {}

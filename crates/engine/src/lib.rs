@@ -1315,6 +1315,7 @@ impl Engine {
             inner.names.remove(&e.rec.name);
             e.events.send_modify(|ev| ev.removed = true);
         }
+        self.execs.remove_container(&id);
         info!(container = %id, "removed");
         Ok(())
     }

@@ -134,14 +134,25 @@ pub enum Request {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Response {
     Ok,
-    Started { pid: u32 },
-    State { pid: u32, running: bool },
+    Started {
+        pid: u32,
+    },
+    State {
+        pid: u32,
+        running: bool,
+    },
     Exited(ExitStatus),
-    Error { message: String },
+    Error {
+        message: String,
+    },
     /// An exec process runs (`pid` as seen from the host).
-    ExecStarted { pid: u32 },
+    ExecStarted {
+        pid: u32,
+    },
     /// An exec process ended: exit code, or 128 + signal.
-    ExecExited { exit_code: i32 },
+    ExecExited {
+        exit_code: i32,
+    },
 }
 
 /// How the container's init process ended; also the exit file's content.
@@ -201,10 +212,9 @@ mod tests {
 
     #[test]
     fn exec_json_shape() {
-        let r: Request = serde_json::from_str(
-            r#"{"op":"exec","exec_id":"e1","process":{"args":["true"]}}"#,
-        )
-        .unwrap();
+        let r: Request =
+            serde_json::from_str(r#"{"op":"exec","exec_id":"e1","process":{"args":["true"]}}"#)
+                .unwrap();
         assert!(matches!(r, Request::Exec { stdin: false, .. }));
         let j = serde_json::to_string(&Response::ExecExited { exit_code: 3 }).unwrap();
         assert_eq!(j, r#"{"op":"exec_exited","exit_code":3}"#);

@@ -211,7 +211,11 @@ pub async fn container_resize(
 /// Docker's `--detach-keys` syntax: comma-separated `ctrl-<x>` or single
 /// characters; default ctrl-p,ctrl-q.
 pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, ApiError> {
-    let spec = if spec.is_empty() { "ctrl-p,ctrl-q" } else { spec };
+    let spec = if spec.is_empty() {
+        "ctrl-p,ctrl-q"
+    } else {
+        spec
+    };
     let mut out = Vec::new();
     for k in spec.split(',') {
         let b = k.as_bytes();

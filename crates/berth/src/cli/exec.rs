@@ -104,7 +104,11 @@ pub async fn exec(client: &Client, a: ExecArgs) -> CliResult {
         .await
         .map_err(daemon_error)?;
     let (mut rd, mut wr) = tokio::io::split(conn);
-    let raw = if tty { super::tty::RawMode::enter() } else { None };
+    let raw = if tty {
+        super::tty::RawMode::enter()
+    } else {
+        None
+    };
     if tty {
         if let Some((h, w)) = size {
             let _ = client
