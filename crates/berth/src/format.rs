@@ -149,11 +149,8 @@ pub fn to_tv(v: &serde_json::Value) -> TV {
         J::Array(a) => TV::List(a.iter().map(to_tv).collect::<Vec<_>>().into()),
         J::Object(o) => {
             let order: Vec<Arc<str>> = o.keys().map(|k| Arc::from(k.as_str())).collect();
-            let m: BTreeMap<Arc<str>, TV> = order
-                .iter()
-                .cloned()
-                .zip(o.values().map(to_tv))
-                .collect();
+            let m: BTreeMap<Arc<str>, TV> =
+                order.iter().cloned().zip(o.values().map(to_tv)).collect();
             let m = Arc::new(m);
             KEY_ORDER.with(|k| k.borrow_mut().insert(Arc::as_ptr(&m) as usize, order));
             TV::Map(m)
@@ -168,7 +165,11 @@ fn tv_json(v: &TV, out: &mut String) {
         TV::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         TV::Int(i) => out.push_str(&i.to_string()),
         TV::Uint(u) => out.push_str(&u.to_string()),
-        TV::Float(f) => out.push_str(&serde_json::Number::from_f64(*f).map(|n| n.to_string()).unwrap_or("null".into())),
+        TV::Float(f) => out.push_str(
+            &serde_json::Number::from_f64(*f)
+                .map(|n| n.to_string())
+                .unwrap_or("null".into()),
+        ),
         TV::String(s) => out.push_str(&serde_json::to_string(&**s).unwrap_or_default()),
         TV::List(l) => {
             out.push('[');
@@ -278,8 +279,24 @@ impl Format {
                         .into(),
                 ))
             })
-            .func("upper", |a| Ok(TV::String(a.first().map(tv_str).unwrap_or_default().to_uppercase().into())))
-            .func("lower", |a| Ok(TV::String(a.first().map(tv_str).unwrap_or_default().to_lowercase().into())))
+            .func("upper", |a| {
+                Ok(TV::String(
+                    a.first()
+                        .map(tv_str)
+                        .unwrap_or_default()
+                        .to_uppercase()
+                        .into(),
+                ))
+            })
+            .func("lower", |a| {
+                Ok(TV::String(
+                    a.first()
+                        .map(tv_str)
+                        .unwrap_or_default()
+                        .to_lowercase()
+                        .into(),
+                ))
+            })
             .func("title", |a| {
                 let s = a.first().map(tv_str).unwrap_or_default();
                 let mut out = String::new();
@@ -304,8 +321,13 @@ impl Format {
                 if s.is_empty() {
                     return Ok(TV::String("".into()));
                 }
-                let (p, q) = (tv_int(a.get(1)).max(0) as usize, tv_int(a.get(2)).max(0) as usize);
-                Ok(TV::String(format!("{}{s}{}", " ".repeat(p), " ".repeat(q)).into()))
+                let (p, q) = (
+                    tv_int(a.get(1)).max(0) as usize,
+                    tv_int(a.get(2)).max(0) as usize,
+                );
+                Ok(TV::String(
+                    format!("{}{s}{}", " ".repeat(p), " ".repeat(q)).into(),
+                ))
             })
             .func("__label", |a| {
                 let key = a.get(1).map(tv_str).unwrap_or_default();
@@ -314,7 +336,10 @@ impl Format {
                     _ => None,
                 };
                 Ok(match labels {
-                    Some(TV::Map(l)) => l.get(key.as_str()).cloned().unwrap_or(TV::String("".into())),
+                    Some(TV::Map(l)) => l
+                        .get(key.as_str())
+                        .cloned()
+                        .unwrap_or(TV::String("".into())),
                     // the header row: the key's last dotted segment
                     _ => TV::String(
                         key.rsplit('.')
@@ -443,7 +468,9 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_str(r#"{"Z":1,"A":{"y":"1","b":null},"L":["a","b"]}"#).unwrap();
         let tv = to_tv(&v);
-        let f = Format::parse("{{json .}} {{join .L \",\"}} {{upper \"x\"}} {{truncate \"abcdef\" 3}}").unwrap();
+        let f =
+            Format::parse("{{json .}} {{join .L \",\"}} {{upper \"x\"}} {{truncate \"abcdef\" 3}}")
+                .unwrap();
         assert_eq!(
             f.render(&tv).unwrap(),
             r#"{"Z":1,"A":{"y":"1","b":null},"L":["a","b"]} a,b X abc"#
@@ -452,7 +479,13 @@ mod tests {
         assert!(f.table);
         let h = tv_map(vec![("A", tv_s("COL A")), ("B", tv_s("B"))]);
         let r = tv_map(vec![("A", tv_s("x")), ("B", tv_s("y"))]);
-        assert_eq!(f.render_all(Some(&h), &[r]).unwrap(), "COL A     B\nx         y\n");
-        assert_eq!(rewrite_label_calls("{{.Label \"a.b\"}} {{.Labels}}"), "{{__label $ \"a.b\"}} {{.Labels}}");
+        assert_eq!(
+            f.render_all(Some(&h), &[r]).unwrap(),
+            "COL A     B\nx         y\n"
+        );
+        assert_eq!(
+            rewrite_label_calls("{{.Label \"a.b\"}} {{.Labels}}"),
+            "{{__label $ \"a.b\"}} {{.Labels}}"
+        );
     }
 }

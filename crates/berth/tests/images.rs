@@ -55,7 +55,9 @@ fn berth_env(d: &Daemon, cfg: &std::path::Path, args: &[&str], input: Option<&st
 }
 
 fn image_id(d: &Daemon, r: &str) -> String {
-    ok(&d.berth(&["inspect", "-f", "{{.Id}}", r])).trim().to_string()
+    ok(&d.berth(&["inspect", "-f", "{{.Id}}", r]))
+        .trim()
+        .to_string()
 }
 
 // IMG-09/10/11/12, REG-02/03: push from one daemon, pull into another, run it.
@@ -69,7 +71,9 @@ fn push_pull_run_rmi() {
     ok(&d1.berth(&["tag", IMAGE, &name]));
     let out = ok(&d1.berth(&["push", &name]));
     assert!(
-        out.contains(&format!("The push refers to repository [{host}/e2e/busybox]")),
+        out.contains(&format!(
+            "The push refers to repository [{host}/e2e/busybox]"
+        )),
         "{out}"
     );
     assert!(out.contains(": Pushed"), "{out}");
@@ -92,7 +96,10 @@ fn push_pull_run_rmi() {
     assert!(out.trim_end().ends_with(&name), "{out}");
     assert_eq!(image_id(&d2, &name), id);
     let digests = ok(&d2.berth(&["inspect", "-f", "{{json .RepoDigests}}", &name]));
-    assert!(digests.contains(&format!("{host}/e2e/busybox@sha256:")), "{digests}");
+    assert!(
+        digests.contains(&format!("{host}/e2e/busybox@sha256:")),
+        "{digests}"
+    );
     let o = ok(&d2.berth(&["run", "--rm", &name, "echo", "pulled"]));
     assert_eq!(o.trim(), "pulled");
     let again = ok(&d2.berth(&["pull", &name]));
@@ -117,7 +124,11 @@ fn push_pull_run_rmi() {
     let cid = ok(&d2.berth(&["create", &name, "true"])).trim().to_string();
     let o = d2.berth(&["rmi", &name]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("conflict: unable to remove repository reference"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("conflict: unable to remove repository reference"),
+        "{}",
+        stderr(&o)
+    );
     ok(&d2.berth(&["rm", &cid]));
     let o = ok(&d2.berth(&["rmi", &name]));
     assert!(o.contains(&format!("Untagged: {name}")), "{o}");
@@ -153,7 +164,10 @@ fn docker_cli_pull_push() {
     ok(&d.docker(&["rmi", &name, IMAGE]));
     let out = ok(&d.docker(&["pull", &name]));
     assert!(out.contains("Pull complete"), "{out}");
-    assert!(out.contains(&format!("Status: Downloaded newer image for {name}")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
     let o = d.docker(&["pull", &format!("{host}/dk/none:1")]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("manifest unknown"), "{}", stderr(&o));
@@ -161,7 +175,11 @@ fn docker_cli_pull_push() {
     ok(&d.docker(&["rmi", &name]));
     let o = d.docker(&["run", "--rm", &name, "echo", "hi"]);
     assert_eq!(ok(&o).trim(), "hi");
-    assert!(stderr(&o).contains("Unable to find image"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Unable to find image"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("Pull complete"), "{}", stderr(&o));
 }
 
@@ -179,7 +197,11 @@ fn login_push_pull_with_auth() {
 
     let o = berth_env(&d, cfgdir.path(), &["push", &name], None);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("no basic auth credentials"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no basic auth credentials"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = berth_env(
         &d,

@@ -231,7 +231,11 @@ fn official_docker_cli_works_unchanged() {
         assert!(out.ends_with(line) && out.starts_with("20"), "{out:?}");
     }
     let o = d.docker(&["logs", "--tail", "1", "logged"]);
-    assert_eq!(stdout(&o).len() + stderr(&o).len(), 4, "tail 1 keeps one line");
+    assert_eq!(
+        stdout(&o).len() + stderr(&o).len(),
+        4,
+        "tail 1 keeps one line"
+    );
 
     let ps = stdout(&d.docker(&["ps", "-a"]));
     assert!(ps.starts_with("CONTAINER ID   IMAGE"), "{ps}");

@@ -22,7 +22,10 @@ pub enum StreamItem {
 /// Docker's JSON form of a progress event.
 pub fn progress_json(p: &Progress) -> Value {
     match p {
-        Progress::Status { id: Some(id), status } => {
+        Progress::Status {
+            id: Some(id),
+            status,
+        } => {
             if status.starts_with("Pulling from") || status.contains(": digest:") {
                 json!({"status": status, "id": id})
             } else {
@@ -154,9 +157,8 @@ impl Engine {
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??
         };
-        let short = |id: &str| -> String {
-            id.trim_start_matches("sha256:").chars().take(12).collect()
-        };
+        let short =
+            |id: &str| -> String { id.trim_start_matches("sha256:").chars().take(12).collect() };
         let users: Vec<(String, bool)> = self
             .list(true, None)
             .into_iter()
@@ -167,7 +169,10 @@ impl Engine {
         let by_id = !hex.is_empty()
             && hex.bytes().all(|b| b.is_ascii_hexdigit())
             && rec.id.trim_start_matches("sha256:").starts_with(hex)
-            && !rec.repo_tags.iter().any(|t| t == &format!("{name}:latest") || t == name);
+            && !rec
+                .repo_tags
+                .iter()
+                .any(|t| t == &format!("{name}:latest") || t == name);
         let mut out = Vec::new();
         let by_name_tag = if by_id {
             None
@@ -196,16 +201,19 @@ impl Engine {
             out.push(json!({"Untagged": tag}));
             if rec.repo_tags.len() > 1 || !users.is_empty() {
                 // The repository's digest goes with its last tag (dockerd).
-                let repo = tag.rsplit_once(':').map(|(r, _)| r.to_string()).unwrap_or_default();
-                let others = rec
-                    .repo_tags
-                    .iter()
-                    .any(|t| t != &tag && t.rsplit_once(':').map(|(r, _)| r) == Some(repo.as_str()));
+                let repo = tag
+                    .rsplit_once(':')
+                    .map(|(r, _)| r.to_string())
+                    .unwrap_or_default();
+                let others = rec.repo_tags.iter().any(|t| {
+                    t != &tag && t.rsplit_once(':').map(|(r, _)| r) == Some(repo.as_str())
+                });
                 if !others {
                     let (i2, id) = (images.clone(), rec.id.clone());
-                    let gone = tokio::task::spawn_blocking(move || i2.remove_repo_digests(&id, &repo))
-                        .await
-                        .map_err(|e| Error::Internal(e.to_string()))??;
+                    let gone =
+                        tokio::task::spawn_blocking(move || i2.remove_repo_digests(&id, &repo))
+                            .await
+                            .map_err(|e| Error::Internal(e.to_string()))??;
                     for d in gone {
                         out.push(json!({"Untagged": d}));
                     }

@@ -5,12 +5,12 @@
 pub mod container;
 mod error;
 pub mod exec;
-pub mod lifecycle;
 pub mod images;
+pub mod lifecycle;
 mod logs;
 mod names;
-pub mod shim;
 pub mod seccomp;
+pub mod shim;
 pub mod spec;
 pub mod user;
 
@@ -495,7 +495,8 @@ impl Engine {
         for mode in [&body.host_config.pid_mode, &body.host_config.ipc_mode] {
             if let Some(other) = mode.strip_prefix("container:") {
                 // 400 like dockerd (a 404 would make clients try a pull).
-                self.resolve_id(other).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                self.resolve_id(other)
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
             }
         }
         if body.host_config.uts_mode == "host" && !body.config.hostname.is_empty() {
@@ -547,10 +548,7 @@ impl Engine {
         }
         created?;
         info!(container = %id, %name, "created");
-        Ok(ContainerCreateResponse {
-            id,
-            warnings,
-        })
+        Ok(ContainerCreateResponse { id, warnings })
     }
 
     async fn create_inner(
@@ -712,14 +710,21 @@ impl Engine {
     ) -> Result<(spec::JoinedNamespaces, Option<String>)> {
         let mut joined = Vec::new();
         let mut shm = None;
-        for (kind, mode) in [("pid", &rec.host_config.pid_mode), ("ipc", &rec.host_config.ipc_mode)] {
+        for (kind, mode) in [
+            ("pid", &rec.host_config.pid_mode),
+            ("ipc", &rec.host_config.ipc_mode),
+        ] {
             let Some(other) = mode.strip_prefix("container:") else {
                 continue;
             };
             let other = self.record(other)?;
-            if kind == "ipc" && other.host_config.ipc_mode != "shareable" && other.host_config.ipc_mode != "host" {
+            if kind == "ipc"
+                && other.host_config.ipc_mode != "shareable"
+                && other.host_config.ipc_mode != "host"
+            {
                 return Err(Error::Conflict(
-                    "non-shareable IPC (hint: use IpcMode:shareable for the donor container)".into(),
+                    "non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+                        .into(),
                 ));
             }
             if !starting {
@@ -1532,7 +1537,8 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 /// The init for `--init`: `docker-init` (tini, as dockerd uses) or
 /// `tini-static` from $PATH.
 fn find_init() -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let path = std::env::var("PATH")
+        .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     ["docker-init", "tini-static"].iter().find_map(|name| {
         std::env::split_paths(&path)
             .map(|d| d.join(name))

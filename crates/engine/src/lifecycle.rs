@@ -61,11 +61,30 @@ pub struct PruneResponse {
 }
 
 const PS_FILTERS: &[&str] = &[
-    "ancestor", "before", "exited", "health", "id", "label", "name", "status", "since",
-    "volume", "network", "publish", "expose", "is-task", "isolation",
+    "ancestor",
+    "before",
+    "exited",
+    "health",
+    "id",
+    "label",
+    "name",
+    "status",
+    "since",
+    "volume",
+    "network",
+    "publish",
+    "expose",
+    "is-task",
+    "isolation",
 ];
 const VALID_STATES: &[&str] = &[
-    "created", "running", "paused", "restarting", "removing", "exited", "dead",
+    "created",
+    "running",
+    "paused",
+    "restarting",
+    "removing",
+    "exited",
+    "dead",
 ];
 
 fn invalid_filter(key: &str, value: Option<&str>) -> Error {
@@ -85,7 +104,9 @@ pub fn parse_filters(raw: Option<&str>) -> Result<HashMap<String, Vec<String>>> 
     let v: Value = serde_json::from_str(raw)
         .map_err(|e| Error::InvalidArgument(format!("invalid filter: {e}")))?;
     let Value::Object(m) = v else {
-        return Err(Error::InvalidArgument("invalid filter: not an object".into()));
+        return Err(Error::InvalidArgument(
+            "invalid filter: not an object".into(),
+        ));
     };
     for (k, vals) in m {
         let list: Vec<String> = match vals {
@@ -155,7 +176,11 @@ pub fn parse_timestamp(s: &str, now: chrono::DateTime<chrono::Utc>) -> Option<f6
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp() as f64 + t.timestamp_subsec_nanos() as f64 / 1e9);
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc().timestamp() as f64);
         }
@@ -180,7 +205,9 @@ fn go_duration(s: &str) -> Option<f64> {
             .unwrap_or(rest.len());
         let num: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let mult = match &rest[..u] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -309,9 +336,7 @@ impl Engine {
         let status = self.with_entry(&id, |e| e.rec.state.status)?;
         match status {
             Status::Paused => {
-                return Err(Error::Conflict(format!(
-                    "Container {id} is already paused"
-                )))
+                return Err(Error::Conflict(format!("Container {id} is already paused")))
             }
             Status::Restarting => {
                 return Err(Error::Conflict(format!(
@@ -570,7 +595,10 @@ impl Engine {
 
     /// `POST /containers/prune`: remove stopped containers matching `until`
     /// and `label`/`label!` filters.
-    pub async fn prune(self: &Arc<Self>, filters: &HashMap<String, Vec<String>>) -> Result<PruneResponse> {
+    pub async fn prune(
+        self: &Arc<Self>,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<PruneResponse> {
         for k in filters.keys() {
             if !["until", "label", "label!"].contains(&k.as_str()) {
                 return Err(invalid_filter(k, None));
@@ -735,12 +763,16 @@ impl Engine {
                 && !ancestors.iter().any(|(name, id)| {
                     id.as_deref() == Some(r.image_id.as_str())
                         || *name == r.config.image
-                        || r.image_id.trim_start_matches("sha256:").starts_with(name.as_str())
+                        || r.image_id
+                            .trim_start_matches("sha256:")
+                            .starts_with(name.as_str())
                 })
             {
                 continue;
             }
-            if f.get("is-task").is_some_and(|v| v.iter().any(|x| x == "true")) {
+            if f.get("is-task")
+                .is_some_and(|v| v.iter().any(|x| x == "true"))
+            {
                 continue;
             }
             if f.contains_key("volume") || f.contains_key("publish") || f.contains_key("expose") {
@@ -834,9 +866,10 @@ fn parse_ps(output: &str, pids: &[u32]) -> Result<TopResponse> {
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    let pid_col = titles.iter().position(|t| t == "PID").ok_or_else(|| {
-        Error::Internal("Couldn't find PID field in ps output".into())
-    })?;
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| Error::Internal("Couldn't find PID field in ps output".into()))?;
     let mut processes = Vec::new();
     for line in lines {
         if line.trim().is_empty() {
@@ -873,22 +906,46 @@ fn apply_cgroup(
     h: &berth_types::api::HostConfig,
 ) -> std::io::Result<()> {
     use berth_sys::cgroup::{dir, is_unified, read, write};
-    let missing = |c: &str| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{c} cgroup of {rel} not found"));
+    let missing = |c: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{c} cgroup of {rel} not found"),
+        )
+    };
     let v2 = is_unified();
     let mem_changed = u.memory.is_some_and(|m| m != 0) || u.memory_swap.is_some_and(|m| m != 0);
     if mem_changed {
         let d = dir(rel, "memory").ok_or_else(|| missing("memory"))?;
-        let limit = |v: i64| if v > 0 { v.to_string() } else if v2 { "max".into() } else { "-1".into() };
+        let limit = |v: i64| {
+            if v > 0 {
+                v.to_string()
+            } else if v2 {
+                "max".into()
+            } else {
+                "-1".into()
+            }
+        };
         if v2 {
             write(&d, "memory.max", &limit(h.memory))?;
             if h.memory > 0 && d.join("memory.swap.max").exists() {
-                let swap = if h.memory_swap < 0 { "max".to_string() } else { (h.memory_swap - h.memory).max(0).to_string() };
+                let swap = if h.memory_swap < 0 {
+                    "max".to_string()
+                } else {
+                    (h.memory_swap - h.memory).max(0).to_string()
+                };
                 write(&d, "memory.swap.max", &swap)?;
             }
         } else {
             let memsw = d.join("memory.memsw.limit_in_bytes").exists();
-            let cur_mem: i64 = read(&d, "memory.limit_in_bytes").ok().and_then(|v| v.parse().ok()).unwrap_or(i64::MAX);
-            let want_sw = if h.memory_swap != 0 { h.memory_swap } else { -1 };
+            let cur_mem: i64 = read(&d, "memory.limit_in_bytes")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(i64::MAX);
+            let want_sw = if h.memory_swap != 0 {
+                h.memory_swap
+            } else {
+                -1
+            };
             // memsw must stay >= memory: raise memsw first when growing.
             if memsw && (want_sw < 0 || want_sw > cur_mem) {
                 write(&d, "memory.memsw.limit_in_bytes", &limit(want_sw))?;
@@ -906,7 +963,11 @@ fn apply_cgroup(
         if v2 {
             write(&d, "memory.low", &h.memory_reservation.to_string())?;
         } else {
-            write(&d, "memory.soft_limit_in_bytes", &h.memory_reservation.to_string())?;
+            write(
+                &d,
+                "memory.soft_limit_in_bytes",
+                &h.memory_reservation.to_string(),
+            )?;
         }
     }
     if u.cpu_shares.is_some_and(|s| s != 0) {
@@ -926,14 +987,29 @@ fn apply_cgroup(
         let (period, quota) = if h.nano_cpus > 0 {
             (100_000, h.nano_cpus * 100_000 / 1_000_000_000)
         } else {
-            (if h.cpu_period > 0 { h.cpu_period } else { 100_000 }, h.cpu_quota)
+            (
+                if h.cpu_period > 0 {
+                    h.cpu_period
+                } else {
+                    100_000
+                },
+                h.cpu_quota,
+            )
         };
         if v2 {
-            let q = if quota > 0 { quota.to_string() } else { "max".into() };
+            let q = if quota > 0 {
+                quota.to_string()
+            } else {
+                "max".into()
+            };
             write(&d, "cpu.max", &format!("{q} {period}"))?;
         } else {
             write(&d, "cpu.cfs_period_us", &period.to_string())?;
-            write(&d, "cpu.cfs_quota_us", &(if quota > 0 { quota } else { -1 }).to_string())?;
+            write(
+                &d,
+                "cpu.cfs_quota_us",
+                &(if quota > 0 { quota } else { -1 }).to_string(),
+            )?;
         }
     }
     if let Some(c) = u.cpuset_cpus.as_ref().filter(|c| !c.is_empty()) {
@@ -946,7 +1022,10 @@ fn apply_cgroup(
     }
     if u.pids_limit.is_some() {
         let d = dir(rel, "pids").ok_or_else(|| missing("pids"))?;
-        let v = h.pids_limit.map(|p| p.to_string()).unwrap_or_else(|| "max".into());
+        let v = h
+            .pids_limit
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "max".into());
         write(&d, "pids.max", &v)?;
     }
     if u.blkio_weight.is_some_and(|w| w != 0) {
@@ -994,6 +1073,11 @@ mod tests {
         let out = "UID PID PPID C STIME TTY TIME CMD\nroot 10 1 0 12:00 ? 00:00:00 sleep 30\nroot 11 1 0 12:00 ? 00:00:00 other thing\n";
         let t = parse_ps(out, &[10]).unwrap();
         assert_eq!(t.titles.len(), 8);
-        assert_eq!(t.processes, vec![vec!["root", "10", "1", "0", "12:00", "?", "00:00:00", "sleep 30"]]);
+        assert_eq!(
+            t.processes,
+            vec![vec![
+                "root", "10", "1", "0", "12:00", "?", "00:00:00", "sleep 30"
+            ]]
+        );
     }
 }

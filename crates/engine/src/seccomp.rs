@@ -175,7 +175,8 @@ fn parse_condition(c: &str) -> Option<Arg> {
 
 /// berth's built-in default policy.
 pub fn default_profile() -> Profile {
-    let p: OwnPolicy = serde_json::from_str(DEFAULT_POLICY).expect("resources/seccomp/default.json");
+    let p: OwnPolicy =
+        serde_json::from_str(DEFAULT_POLICY).expect("resources/seccomp/default.json");
     let rules = p
         .rules
         .into_iter()
@@ -476,12 +477,30 @@ mod tests {
         let oci = to_oci(&p, &caps(DEFAULT_CAPS), kernel_version());
         let allowed = allowed_names(&oci);
         for blocked in [
-            "mount", "umount2", "unshare", "setns", "keyctl", "add_key", "pivot_root",
-            "init_module", "reboot", "swapon", "bpf", "clock_settime",
+            "mount",
+            "umount2",
+            "unshare",
+            "setns",
+            "keyctl",
+            "add_key",
+            "pivot_root",
+            "init_module",
+            "reboot",
+            "swapon",
+            "bpf",
+            "clock_settime",
         ] {
             assert!(!allowed.contains(blocked), "{blocked} must be blocked");
         }
-        for ok in ["read", "write", "execve", "clone", "socket", "arch_prctl", "chroot"] {
+        for ok in [
+            "read",
+            "write",
+            "execve",
+            "clone",
+            "socket",
+            "arch_prctl",
+            "chroot",
+        ] {
             assert!(allowed.contains(ok), "{ok} must be allowed");
         }
         assert_eq!(oci["defaultAction"], "SCMP_ACT_ERRNO");

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 
-pub use berth_types::defaults::{DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS};
 use crate::seccomp;
+pub use berth_types::defaults::{DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS};
 
 /// Namespaces joined instead of created: (OCI type, /proc/<pid>/ns/<x>).
 pub type JoinedNamespaces = Vec<(&'static str, String)>;
@@ -67,8 +67,10 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value> {
     }
     let mut args = input.args.to_vec();
     if let Some(init) = input.init {
-        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init,
-            "options": ["bind", "ro"]}));
+        mounts.push(
+            json!({"destination": INIT_PATH, "type": "bind", "source": init,
+            "options": ["bind", "ro"]}),
+        );
         args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
     }
 
@@ -136,7 +138,10 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value> {
     ];
     for u in host.ulimits.iter().flatten() {
         if !ULIMITS.contains(&u.name.to_lowercase().as_str()) {
-            return Err(Error::InvalidArgument(format!("invalid ulimit type: {}", u.name)));
+            return Err(Error::InvalidArgument(format!(
+                "invalid ulimit type: {}",
+                u.name
+            )));
         }
         let name = format!("RLIMIT_{}", u.name.to_uppercase());
         rlimits.retain(|r| r["type"] != name.as_str());
@@ -152,7 +157,14 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value> {
         ("ipc", ipc),
         ("uts", host.uts_mode.as_str()),
         ("mount", ""),
-        ("cgroup", if host.cgroupns_mode == "host" { "host" } else { "" }),
+        (
+            "cgroup",
+            if host.cgroupns_mode == "host" {
+                "host"
+            } else {
+                ""
+            },
+        ),
     ] {
         if let Some((_, path)) = input.joined.iter().find(|(k, _)| *k == kind) {
             namespaces.push(json!({"type": kind, "path": path}));
@@ -226,8 +238,22 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value> {
 }
 
 const ULIMITS: &[&str] = &[
-    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
-    "rss", "rtprio", "rttime", "sigpending", "stack", "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+    "as",
 ];
 
 struct SecurityOpts {
@@ -256,7 +282,9 @@ fn parse_security_opts(host: &HostConfig) -> Result<SecurityOpts> {
             opt.split_once(':')
         };
         let Some((k, v)) = kv else {
-            return Err(Error::InvalidArgument(format!("invalid --security-opt 1: {opt:?}")));
+            return Err(Error::InvalidArgument(format!(
+                "invalid --security-opt 1: {opt:?}"
+            )));
         };
         match k {
             "label" | "apparmor" => {}
@@ -273,7 +301,9 @@ fn parse_security_opts(host: &HostConfig) -> Result<SecurityOpts> {
                 }
             }
             _ => {
-                return Err(Error::InvalidArgument(format!("invalid --security-opt 2: {opt:?}")))
+                return Err(Error::InvalidArgument(format!(
+                    "invalid --security-opt 2: {opt:?}"
+                )))
             }
         }
     }
@@ -285,8 +315,14 @@ fn parse_security_opts(host: &HostConfig) -> Result<SecurityOpts> {
 /// a private network namespace; nothing else is namespaced.
 fn validate_sysctl(k: &str, host: &HostConfig) -> Result<()> {
     const IPC: &[&str] = &[
-        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-        "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
     ];
     if IPC.contains(&k) || k.starts_with("fs.mqueue.") {
         if host.ipc_mode == "host" {
@@ -307,7 +343,9 @@ fn validate_sysctl(k: &str, host: &HostConfig) -> Result<()> {
     if host.uts_mode != "host" && (k == "kernel.domainname" || k == "kernel.hostname") {
         return Ok(());
     }
-    Err(Error::InvalidArgument(format!("sysctl {k:?} is not allowed")))
+    Err(Error::InvalidArgument(format!(
+        "sysctl {k:?} is not allowed"
+    )))
 }
 
 /// Whether the kernel accounts swap per cgroup (v1 `memsw` files, v2
@@ -367,7 +405,12 @@ pub fn capabilities(host: &HostConfig) -> Result<(Vec<String>, Vec<String>)> {
     validate_capabilities(host)?;
     let all = || ALL_CAPS.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let add: Vec<String> = host.cap_add.iter().flatten().map(|c| norm_cap(c)).collect();
-    let drop: Vec<String> = host.cap_drop.iter().flatten().map(|c| norm_cap(c)).collect();
+    let drop: Vec<String> = host
+        .cap_drop
+        .iter()
+        .flatten()
+        .map(|c| norm_cap(c))
+        .collect();
     // dockerd's TweakCapabilities: privileged gets everything; `--cap-add
     // ALL` everything but the drops; `--cap-drop ALL` only the adds;
     // otherwise the defaults minus the drops plus the adds.
@@ -389,7 +432,11 @@ pub fn capabilities(host: &HostConfig) -> Result<(Vec<String>, Vec<String>)> {
     let mut seen = std::collections::HashSet::new();
     caps.retain(|c| seen.insert(c.clone()));
     let bounding = host_bounding_caps();
-    let missing: Vec<String> = caps.iter().filter(|c| !bounding.contains(c)).cloned().collect();
+    let missing: Vec<String> = caps
+        .iter()
+        .filter(|c| !bounding.contains(c))
+        .cloned()
+        .collect();
     caps.retain(|c| bounding.contains(c));
     Ok((caps, missing))
 }
@@ -403,7 +450,9 @@ pub fn verify_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
         return bad("Minimum memory limit allowed is 6MB");
     }
     if host.memory == 0 && host.memory_swap > 0 {
-        return bad("You should always set the Memory limit when using Memoryswap limit, see usage");
+        return bad(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        );
     }
     if host.memory > 0 && host.memory_swap > 0 && host.memory_swap < host.memory {
         return bad("Minimum memoryswap limit should be larger than memory limit, see usage");
@@ -412,13 +461,18 @@ pub fn verify_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
         return bad("Minimum memory reservation allowed is 6MB");
     }
     if host.memory > 0 && host.memory_reservation > 0 && host.memory < host.memory_reservation {
-        return bad("Minimum memory limit can not be less than memory reservation limit, see usage");
+        return bad(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        );
     }
     if host.memory > 0 && host.memory_swap != 0 && !swap_accounting() {
         warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());
         host.memory_swap = -1;
     }
-    if host.memory_swappiness.is_some_and(|s| !(-1..=100).contains(&s)) {
+    if host
+        .memory_swappiness
+        .is_some_and(|s| !(-1..=100).contains(&s))
+    {
         return Err(Error::InvalidArgument(format!(
             "Invalid value: {}, valid memory swappiness range is 0-100",
             host.memory_swappiness.unwrap_or(0)
@@ -441,7 +495,9 @@ pub fn verify_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
             host.oom_score_adj
         )));
     }
-    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as i64;
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as i64;
     if host.nano_cpus > 0 && host.cpu_period > 0 {
         return bad("Conflicting options: Nano CPUs and CPU Period cannot both be set");
     }
@@ -454,7 +510,9 @@ pub fn verify_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
         )));
     }
     if host.cpu_period != 0 && !(1000..=1_000_000).contains(&host.cpu_period) {
-        return bad("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)");
+        return bad(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        );
     }
     if host.cpu_quota > 0 && host.cpu_quota < 1000 {
         return bad("CPU cfs quota can not be less than 1ms (i.e. 1000)");
@@ -464,7 +522,9 @@ pub fn verify_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
             continue;
         }
         let Some(list) = parse_cpuset(set) else {
-            return Err(Error::InvalidArgument(format!("Invalid value {set} for cpuset {what}")));
+            return Err(Error::InvalidArgument(format!(
+                "Invalid value {set} for cpuset {what}"
+            )));
         };
         let file = if what == "cpus" { "cpus" } else { "mems" };
         let avail = std::fs::read_to_string(format!("/sys/fs/cgroup/cpuset/cpuset.{file}"))
@@ -474,7 +534,11 @@ pub fn verify_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
             if list.iter().any(|c| !have.contains(c)) {
                 return Err(Error::InvalidArgument(format!(
                     "Requested {} are not available - requested {set}, available: {}",
-                    if what == "cpus" { "CPUs" } else { "memory nodes" },
+                    if what == "cpus" {
+                        "CPUs"
+                    } else {
+                        "memory nodes"
+                    },
                     avail.trim()
                 )));
             }
@@ -484,11 +548,15 @@ pub fn verify_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
     let blkio_v1 = |f: &str| Path::new("/sys/fs/cgroup/blkio").join(f).exists();
     let v2_io = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
         .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"));
-    if host.blkio_weight > 0 && !(v2_io || blkio_v1("blkio.weight") || blkio_v1("blkio.bfq.weight")) {
+    if host.blkio_weight > 0 && !(v2_io || blkio_v1("blkio.weight") || blkio_v1("blkio.bfq.weight"))
+    {
         warnings.push("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into());
         host.blkio_weight = 0;
     }
-    if host.blkio_weight_device.as_ref().is_some_and(|v| !v.is_empty())
+    if host
+        .blkio_weight_device
+        .as_ref()
+        .is_some_and(|v| !v.is_empty())
         && !(v2_io || blkio_v1("blkio.weight_device") || blkio_v1("blkio.bfq.weight_device"))
     {
         warnings.push("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.".into());
@@ -589,18 +657,32 @@ fn device_node(path: &Path) -> std::io::Result<Option<(&'static str, i64, i64, u
     let dev = m.rdev();
     let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
     let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    Ok(Some((typ, major as i64, minor as i64, m.mode() & 0o7777, m.uid(), m.gid())))
+    Ok(Some((
+        typ,
+        major as i64,
+        minor as i64,
+        m.mode() & 0o7777,
+        m.uid(),
+        m.gid(),
+    )))
 }
 
 /// Every device under `dir`, as Docker's `HostDevices` walks /dev.
-fn host_devices(dir: &Path, out: &mut Vec<(std::path::PathBuf, (&'static str, i64, i64, u32, u32, u32))>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+fn host_devices(
+    dir: &Path,
+    out: &mut Vec<(std::path::PathBuf, (&'static str, i64, i64, u32, u32, u32))>,
+) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let p = e.path();
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
-            if !["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"].contains(&name.as_str()) {
+            if !["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"]
+                .contains(&name.as_str())
+            {
                 host_devices(&p, out);
             }
         } else if ft.is_symlink() || name == "console" {
@@ -616,9 +698,7 @@ fn host_devices(dir: &Path, out: &mut Vec<(std::path::PathBuf, (&'static str, i6
 fn devices(host: &HostConfig) -> Result<(Vec<Value>, Vec<Value>)> {
     let mut devs = Vec::new();
     let mut rules = vec![json!({"allow": false, "access": "rwm"})];
-    let dev = |p: &Path, d: (&str, i64, i64, u32, u32, u32)| {
-        json!({"path": p, "type": d.0, "major": d.1, "minor": d.2, "fileMode": d.3, "uid": d.4, "gid": d.5})
-    };
+    let dev = |p: &Path, d: (&str, i64, i64, u32, u32, u32)| json!({"path": p, "type": d.0, "major": d.1, "minor": d.2, "fileMode": d.3, "uid": d.4, "gid": d.5});
     if host.privileged {
         let mut all = Vec::new();
         host_devices(Path::new("/dev"), &mut all);
@@ -654,8 +734,14 @@ fn devices(host: &HostConfig) -> Result<(Vec<Value>, Vec<Value>)> {
     }
     for d in host.devices.iter().flatten() {
         let src = d["PathOnHost"].as_str().unwrap_or_default();
-        let dst = d["PathInContainer"].as_str().filter(|s| !s.is_empty()).unwrap_or(src);
-        let perms = d["CgroupPermissions"].as_str().filter(|s| !s.is_empty()).unwrap_or("rwm");
+        let dst = d["PathInContainer"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(src);
+        let perms = d["CgroupPermissions"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("rwm");
         let gather = |e: String| {
             Error::InvalidArgument(format!(
                 "error gathering device information while adding custom device \"{src}\": {e}"
@@ -682,7 +768,9 @@ fn devices(host: &HostConfig) -> Result<(Vec<Value>, Vec<Value>)> {
         for (p, n) in found {
             devs.retain(|x: &Value| x["path"] != json!(p));
             devs.push(dev(&p, n));
-            rules.push(json!({"allow": true, "type": n.0, "major": n.1, "minor": n.2, "access": perms}));
+            rules.push(
+                json!({"allow": true, "type": n.0, "major": n.1, "minor": n.2, "access": perms}),
+            );
         }
     }
     for r in host.device_cgroup_rules.iter().flatten() {
@@ -720,7 +808,9 @@ fn block_io(host: &HostConfig) -> Result<Value> {
     let mut wd = Vec::new();
     for d in host.blkio_weight_device.iter().flatten() {
         let (major, minor) = major_minor(d["Path"].as_str().unwrap_or_default())?;
-        wd.push(json!({"major": major, "minor": minor, "weight": d["Weight"].as_u64().unwrap_or(0)}));
+        wd.push(
+            json!({"major": major, "minor": minor, "weight": d["Weight"].as_u64().unwrap_or(0)}),
+        );
     }
     if !wd.is_empty() {
         b.insert("weightDevice".into(), json!(wd));
@@ -734,7 +824,9 @@ fn block_io(host: &HostConfig) -> Result<Value> {
         let mut v = Vec::new();
         for d in list.iter().flatten() {
             let (major, minor) = major_minor(d["Path"].as_str().unwrap_or_default())?;
-            v.push(json!({"major": major, "minor": minor, "rate": d["Rate"].as_u64().unwrap_or(0)}));
+            v.push(
+                json!({"major": major, "minor": minor, "rate": d["Rate"].as_u64().unwrap_or(0)}),
+            );
         }
         if !v.is_empty() {
             b.insert(key.into(), json!(v));

@@ -73,7 +73,9 @@ impl Credentials {
         };
         if c.username.is_empty() {
             if let Some(auth) = s("auth") {
-                let dec = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
+                let dec = base64::engine::general_purpose::STANDARD
+                    .decode(auth)
+                    .ok()?;
                 let dec = String::from_utf8(dec).ok()?;
                 let (u, p) = dec.split_once(':')?;
                 c.username = u.into();
@@ -203,7 +205,9 @@ fn parse_challenge(h: &str) -> (String, Vec<(String, String)>) {
     let mut params = Vec::new();
     let mut s = rest.trim();
     while !s.is_empty() {
-        let Some((k, v)) = s.split_once('=') else { break };
+        let Some((k, v)) = s.split_once('=') else {
+            break;
+        };
         let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
         let v = v.trim_start();
         let (val, tail) = if let Some(q) = v.strip_prefix('"') {
@@ -286,10 +290,7 @@ impl Session {
     }
 
     fn url_err(&self, method: &str, url: &str, e: impl std::fmt::Display) -> Error {
-        reg_err(
-            ErrorKind::Internal,
-            format!("{method} \"{url}\": {e}"),
-        )
+        reg_err(ErrorKind::Internal, format!("{method} \"{url}\": {e}"))
     }
 
     pub(crate) fn authenticate(
@@ -333,9 +334,7 @@ impl Session {
                 base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, pw))
             )
         };
-        let unauthorized = |detail: &str| {
-            Error::Unauthorized(format!("Get \"{url}\": {detail}"))
-        };
+        let unauthorized = |detail: &str| Error::Unauthorized(format!("Get \"{url}\": {detail}"));
         if let Some(t) = creds.and_then(|c| c.registry_token.clone()) {
             self.auth = Some(format!("Bearer {t}"));
             return Ok(());
@@ -398,7 +397,8 @@ impl Session {
                 if tst == 401 || tst == 403 {
                     return Err(unauthorized(&format!(
                         "unauthorized: {}",
-                        error_body(&body).unwrap_or_else(|| "incorrect username or password".into())
+                        error_body(&body)
+                            .unwrap_or_else(|| "incorrect username or password".into())
                     )));
                 }
                 if !(200..300).contains(&tst) {
@@ -482,9 +482,19 @@ impl Session {
     }
 
     /// Manifest bytes, media type, digest (verified when `reference` is one).
-    pub(crate) fn manifest(&self, reference: &str, display: &str) -> Result<(Vec<u8>, String, String)> {
+    pub(crate) fn manifest(
+        &self,
+        reference: &str,
+        display: &str,
+    ) -> Result<(Vec<u8>, String, String)> {
         let url = self.url(&format!("manifests/{reference}"));
-        let accept = [MT_OCI_INDEX, MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_MANIFEST].join(", ");
+        let accept = [
+            MT_OCI_INDEX,
+            MT_DOCKER_LIST,
+            MT_DOCKER_MANIFEST,
+            MT_OCI_MANIFEST,
+        ]
+        .join(", ");
         let mut resp = self.get(&url, Some(&accept))?;
         if !resp.status().is_success() {
             return Err(self.fail(&format!("manifest for {display}"), &url, resp));
@@ -520,7 +530,10 @@ impl Session {
             schema_version: Option<u32>,
         }
         let m: MtOnly = serde_json::from_slice(&body).map_err(|e| {
-            reg_err(ErrorKind::Internal, format!("invalid manifest for {display}: {e}"))
+            reg_err(
+                ErrorKind::Internal,
+                format!("invalid manifest for {display}: {e}"),
+            )
         })?;
         let mt = m.media_type.filter(|m| !m.is_empty()).unwrap_or(ct);
         if m.schema_version == Some(1) || mt.starts_with(MT_SCHEMA1) {
@@ -574,18 +587,15 @@ impl Session {
     }
 
     /// Monolithic upload: POST an upload session, PUT the bytes with the digest.
-    pub(crate) fn upload_blob(
-        &self,
-        digest: &str,
-        size: u64,
-        body: &mut dyn Read,
-    ) -> Result<()> {
+    pub(crate) fn upload_blob(&self, digest: &str, size: u64, body: &mut dyn Read) -> Result<()> {
         let url = self.url("blobs/uploads/");
         let mut req = self.agent.post(&url);
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }
-        let resp = req.send_empty().map_err(|e| self.url_err("Post", &url, e))?;
+        let resp = req
+            .send_empty()
+            .map_err(|e| self.url_err("Post", &url, e))?;
         if resp.status().as_u16() != 202 {
             return Err(self.fail("starting upload", &url, resp));
         }
@@ -710,7 +720,11 @@ fn valid_digest(d: &str) -> bool {
 }
 
 fn short(d: &str) -> String {
-    d.strip_prefix("sha256:").unwrap_or(d).chars().take(12).collect()
+    d.strip_prefix("sha256:")
+        .unwrap_or(d)
+        .chars()
+        .take(12)
+        .collect()
 }
 
 /// Reads the HTTP body: counts, reports progress, hashes, tees to a file.
@@ -815,9 +829,8 @@ impl ImageStore {
         let session = Session::open(cfg, &domain, &path, creds, "pull")?;
         let (mut body, mut mt, top_digest) = session.manifest(&want, &display)?;
         if mt == MT_DOCKER_LIST || mt == MT_OCI_INDEX {
-            let idx: Index = serde_json::from_slice(&body).map_err(|e| {
-                reg_err(ErrorKind::Internal, format!("invalid manifest list: {e}"))
-            })?;
+            let idx: Index = serde_json::from_slice(&body)
+                .map_err(|e| reg_err(ErrorKind::Internal, format!("invalid manifest list: {e}")))?;
             let arch = host_arch();
             let pick = idx
                 .manifests
@@ -836,7 +849,10 @@ impl ImageStore {
                     )
                 })?;
             if !valid_digest(&pick.digest) {
-                return Err(reg_err(ErrorKind::Internal, "invalid digest in manifest list"));
+                return Err(reg_err(
+                    ErrorKind::Internal,
+                    "invalid digest in manifest list",
+                ));
             }
             let (b, m, _) = session.manifest(&pick.digest, &display)?;
             body = b;
@@ -933,7 +949,10 @@ impl ImageStore {
             }
             let sid = short(&l.digest);
             let stream = session.blob_stream(&l.digest)?;
-            let tmpf = self.root().join("tmp").join(format!("blob-{}", unique_suffix()));
+            let tmpf = self
+                .root()
+                .join("tmp")
+                .join(format!("blob-{}", unique_suffix()));
             cleanup.files.push(tmpf.clone());
             let file = fs::File::create(&tmpf).ctx(|| format!("create {}", tmpf.display()))?;
             let mut br = BlobReader {
@@ -953,8 +972,12 @@ impl ImageStore {
                 ),
                 e => e,
             })?;
-            io::copy(&mut br, &mut io::sink())
-                .map_err(|e| reg_err(ErrorKind::Internal, format!("reading layer {}: {e}", l.digest)))?;
+            io::copy(&mut br, &mut io::sink()).map_err(|e| {
+                reg_err(
+                    ErrorKind::Internal,
+                    format!("reading layer {}: {e}", l.digest),
+                )
+            })?;
             let got = format!("sha256:{}", hex::encode(br.hasher.clone().finalize()));
             let count = br.count;
             br.file.sync_all().ctx(|| "sync blob".into())?;
@@ -963,7 +986,10 @@ impl ImageStore {
             if got != l.digest || (l.size != 0 && count != l.size) {
                 return Err(reg_err(
                     ErrorKind::InvalidArgument,
-                    format!("filesystem layer verification failed for digest {}", l.digest),
+                    format!(
+                        "filesystem layer verification failed for digest {}",
+                        l.digest
+                    ),
                 ));
             }
             progress(status(Some(&sid), "Download complete"));
@@ -1028,9 +1054,15 @@ impl ImageStore {
             None => true,
         };
         if changed {
-            progress(status(None, format!("Status: Downloaded newer image for {shown}")));
+            progress(status(
+                None,
+                format!("Status: Downloaded newer image for {shown}"),
+            ));
         } else {
-            progress(status(None, format!("Status: Image is up to date for {shown}")));
+            progress(status(
+                None,
+                format!("Status: Image is up to date for {shown}"),
+            ));
         }
         tracing::info!(id = %id, reference = %shown, digest = %top_digest, "pulled image");
         Ok(PullResult {
@@ -1074,14 +1106,19 @@ impl ImageStore {
         } else {
             r.name.clone()
         };
-        progress(status(None, format!("The push refers to repository [{shown_repo}]")));
+        progress(status(
+            None,
+            format!("The push refers to repository [{shown_repo}]"),
+        ));
         let session = Session::open(cfg, &domain, &path, creds, "pull,push")?;
         let mut layers = Vec::new();
         for d in &rec.rootfs_layers {
             let b = self.layer_blob(d)?.ok_or_else(|| {
                 reg_err(
                     ErrorKind::FailedPrecondition,
-                    format!("layer {d} has no stored compressed blob; re-pull or re-load the image"),
+                    format!(
+                        "layer {d} has no stored compressed blob; re-pull or re-load the image"
+                    ),
                 )
             })?;
             layers.push((d.clone(), b));
@@ -1159,7 +1196,10 @@ mod tests {
             r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
         );
         assert_eq!(s, "bearer");
-        assert_eq!(p[0], ("realm".into(), "https://auth.docker.io/token".into()));
+        assert_eq!(
+            p[0],
+            ("realm".into(), "https://auth.docker.io/token".into())
+        );
         assert_eq!(p[1], ("service".into(), "registry.docker.io".into()));
         assert_eq!(p[2].1, "repository:library/busybox:pull");
         let (s, p) = parse_challenge(r#"Basic realm="Registry Realm""#);
@@ -1169,7 +1209,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(split_name("busybox"), ("docker.io".into(), "library/busybox".into()));
+        assert_eq!(
+            split_name("busybox"),
+            ("docker.io".into(), "library/busybox".into())
+        );
         assert_eq!(split_name("a/b"), ("docker.io".into(), "a/b".into()));
         assert_eq!(
             split_name("127.0.0.1:5000/x/y"),

@@ -350,7 +350,10 @@ impl ImageStore {
                 .map_err(|e| Error::archive(format!("invalid tar archive: {e}")))?;
             return Ok((digest, size, tmp, None));
         }
-        let gz_path = self.root.join("tmp").join(format!("gz-{}", unique_suffix()));
+        let gz_path = self
+            .root
+            .join("tmp")
+            .join(format!("gz-{}", unique_suffix()));
         let file = fs::File::create(&gz_path).ctx(|| format!("create {}", gz_path.display()))?;
         let cleanup = |e| {
             let _ = fs::remove_file(&gz_path);
@@ -378,7 +381,10 @@ impl ImageStore {
             .finish()
             .ctx(|| format!("write {}", gz_path.display()))
             .map_err(cleanup)?;
-        hw.inner.sync_all().ctx(|| "sync layer blob".into()).map_err(cleanup)?;
+        hw.inner
+            .sync_all()
+            .ctx(|| "sync layer blob".into())
+            .map_err(cleanup)?;
         let blob = GzBlob {
             digest: format!("sha256:{}", hex::encode(sha2::Digest::finalize(hw.hasher))),
             size: hw.count,
@@ -457,7 +463,9 @@ impl ImageStore {
     pub fn remove_repo_digests(&self, id: &str, name: &str) -> Result<Vec<String>> {
         let db = lock(&self.db);
         let cur: Option<String> = db
-            .query_row("SELECT repo_digests FROM images WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT repo_digests FROM images WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()?;
         let Some(cur) = cur else {
             return Ok(vec![]);
@@ -469,7 +477,10 @@ impl ImageStore {
         if !gone.is_empty() {
             db.execute(
                 "UPDATE images SET repo_digests = ?1 WHERE id = ?2",
-                params![serde_json::to_string(&keep).map_err(|e| Error::Internal(e.to_string()))?, id],
+                params![
+                    serde_json::to_string(&keep).map_err(|e| Error::Internal(e.to_string()))?,
+                    id
+                ],
             )?;
         }
         Ok(gone)
@@ -679,11 +690,11 @@ impl ImageStore {
                         let mut f = Self::open_in_archive(work, layer_file)?;
                         let (digest, s, tmp, gz) =
                             self.extract_layer_opt(&mut f, true).map_err(|e| match e {
-                            Error::InvalidArchive(m) => {
-                                Error::archive(format!("layer {layer_file}: {m}"))
-                            }
-                            e => e,
-                        })?;
+                                Error::InvalidArchive(m) => {
+                                    Error::archive(format!("layer {layer_file}: {m}"))
+                                }
+                                e => e,
+                            })?;
                         let gz_tmp = gz.as_ref().map(|g| g.tmp.clone());
                         let _gz_guard = scopeguard_remove(gz_tmp);
                         if digest != diff_ids[i] {
@@ -1179,7 +1190,9 @@ fn load_record(db: &Connection, id: &str) -> Result<ImageRecord> {
 
 fn add_repo_digest_tx(tx: &rusqlite::Transaction<'_>, id: &str, repo_digest: &str) -> Result<()> {
     let cur: Option<String> = tx
-        .query_row("SELECT repo_digests FROM images WHERE id = ?1", [id], |r| r.get(0))
+        .query_row("SELECT repo_digests FROM images WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
         .optional()?;
     let Some(cur) = cur else {
         return Ok(());
@@ -1190,7 +1203,10 @@ fn add_repo_digest_tx(tx: &rusqlite::Transaction<'_>, id: &str, repo_digest: &st
     list.push(repo_digest.to_string());
     tx.execute(
         "UPDATE images SET repo_digests = ?1 WHERE id = ?2",
-        params![serde_json::to_string(&list).map_err(|e| Error::Internal(e.to_string()))?, id],
+        params![
+            serde_json::to_string(&list).map_err(|e| Error::Internal(e.to_string()))?,
+            id
+        ],
     )?;
     Ok(())
 }

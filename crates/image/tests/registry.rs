@@ -31,7 +31,10 @@ macro_rules! registry {
 
 /// A two-layer image loaded from a docker save archive, tagged for `host`.
 fn seed(s: &ImageStore, host: &str, repo: &str) -> String {
-    let base = layer(&[E::Dir("etc", 0o755), E::File("etc/hello", b"hello\n", 0o644)]);
+    let base = layer(&[
+        E::Dir("etc", 0o755),
+        E::File("etc/hello", b"hello\n", 0o644),
+    ]);
     let top = layer(&[E::File("etc/top", b"top layer\n", 0o600)]);
     let (tar, ids) = save_archive(&[img(&["seed:1"], vec![base, top])]);
     s.load(&mut &tar[..]).unwrap();
@@ -64,7 +67,9 @@ fn push_pull_round_trip() {
     let id = seed(&s1, &host, "berth/rt:1");
     let mut events = Vec::new();
     let digest = s1
-        .push(&format!("{host}/berth/rt:1"), None, &cfg, &mut |p| events.push(p))
+        .push(&format!("{host}/berth/rt:1"), None, &cfg, &mut |p| {
+            events.push(p)
+        })
         .unwrap();
     assert!(digest.starts_with("sha256:"));
     let pushed = events
@@ -77,8 +82,10 @@ fn push_pull_round_trip() {
 
     // Second push: everything exists.
     let mut again = Vec::new();
-    s1.push(&format!("{host}/berth/rt:1"), None, &cfg, &mut |p| again.push(p))
-        .unwrap();
+    s1.push(&format!("{host}/berth/rt:1"), None, &cfg, &mut |p| {
+        again.push(p)
+    })
+    .unwrap();
     assert!(again
         .iter()
         .any(|e| matches!(e, Progress::Status { status, .. } if status == "Layer already exists")));
@@ -86,7 +93,9 @@ fn push_pull_round_trip() {
     let (d2, s2) = store();
     let mut ev = Vec::new();
     let res = s2
-        .pull(&format!("{host}/berth/rt:1"), None, &cfg, &mut |p| ev.push(p))
+        .pull(&format!("{host}/berth/rt:1"), None, &cfg, &mut |p| {
+            ev.push(p)
+        })
         .unwrap();
     assert_eq!(res.id, id);
     assert_eq!(res.digest, digest);
@@ -115,11 +124,15 @@ fn push_pull_round_trip() {
     // Pull again: up to date.
     let mut ev = Vec::new();
     let res = s2
-        .pull(&format!("{host}/berth/rt:1"), None, &cfg, &mut |p| ev.push(p))
+        .pull(&format!("{host}/berth/rt:1"), None, &cfg, &mut |p| {
+            ev.push(p)
+        })
         .unwrap();
     assert!(!res.changed);
     // Like dockerd: an image already stored prints no layer lines.
-    assert!(!ev.iter().any(|e| matches!(e, Progress::Status { id: Some(i), .. } if i.len() == 12)));
+    assert!(!ev
+        .iter()
+        .any(|e| matches!(e, Progress::Status { id: Some(i), .. } if i.len() == 12)));
 
     // By digest into a third store; resolvable as name@digest.
     let (d3, s3) = store();
@@ -252,19 +265,39 @@ fn basic_auth() {
         .unwrap_err();
     assert!(e.to_string().contains("no basic auth credentials"), "{e}");
     let e = s1
-        .push(&format!("{host}/priv/img:1"), Some(&wrong), &cfg, &mut |_| {})
+        .push(
+            &format!("{host}/priv/img:1"),
+            Some(&wrong),
+            &cfg,
+            &mut |_| {},
+        )
         .unwrap_err();
     assert!(e.to_string().contains("unauthorized"), "{e}");
-    s1.push(&format!("{host}/priv/img:1"), Some(&good), &cfg, &mut |_| {})
-        .unwrap();
+    s1.push(
+        &format!("{host}/priv/img:1"),
+        Some(&good),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
 
     let (d2, s2) = store();
     let e = s2
-        .pull(&format!("{host}/priv/img:1"), Some(&wrong), &cfg, &mut |_| {})
+        .pull(
+            &format!("{host}/priv/img:1"),
+            Some(&wrong),
+            &cfg,
+            &mut |_| {},
+        )
         .unwrap_err();
     assert!(e.to_string().contains("unauthorized"), "{e}");
     assert!(s2.list().unwrap().is_empty());
-    s2.pull(&format!("{host}/priv/img:1"), Some(&good), &cfg, &mut |_| {})
-        .unwrap();
+    s2.pull(
+        &format!("{host}/priv/img:1"),
+        Some(&good),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
     no_leftovers(d2.path());
 }

@@ -9,8 +9,8 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use berth_engine::{Engine, LogEntry, LogOptions, Output, WaitCondition};
 use berth_engine::lifecycle::{parse_filters, ListQuery, UpdateBody};
+use berth_engine::{Engine, LogEntry, LogOptions, Output, WaitCondition};
 use berth_types::api::ContainerCreateBody;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
@@ -70,7 +70,12 @@ pub async fn inspect(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<Response, ApiError> {
-    Ok(Json(engine.inspect_container(&id, flag(&q, "size", false)).await?).into_response())
+    Ok(Json(
+        engine
+            .inspect_container(&id, flag(&q, "size", false))
+            .await?,
+    )
+    .into_response())
 }
 
 pub async fn restart(

@@ -18,8 +18,8 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::{ApiError, ApiVersion};
 use axum::http::HeaderMap;
-use berth_engine::images::{error_json, StreamItem};
 use berth_engine::images::Credentials;
+use berth_engine::images::{error_json, StreamItem};
 use tokio::sync::mpsc;
 
 fn registry_auth(headers: &HeaderMap) -> Option<Credentials> {
@@ -91,11 +91,10 @@ pub async fn post_by_name(
         return progress_response(rx).await;
     }
     if let Some(name) = rest.strip_suffix("/tag") {
-        let repo = q
-            .repo
-            .as_deref()
-            .filter(|r| !r.is_empty())
-            .ok_or_else(|| ApiError::bad_request("repository name (repo parameter) is required"))?;
+        let repo =
+            q.repo.as_deref().filter(|r| !r.is_empty()).ok_or_else(|| {
+                ApiError::bad_request("repository name (repo parameter) is required")
+            })?;
         engine.tag_image(name, repo, q.tag.as_deref()).await?;
         return Ok((axum::http::StatusCode::CREATED, "").into_response());
     }
@@ -127,11 +126,18 @@ pub async fn auth(
     let creds = Credentials::from_auth_json(&body)
         .ok_or_else(|| ApiError::bad_request("username and password are required"))?;
     match engine.registry_login(server, creds).await {
-        Ok(()) => Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})).into_response()),
-        Err(berth_engine::Error::Image(berth_image_err)) if berth_image_err.to_string().contains("unauthorized") || berth_image_err.to_string().contains("no basic auth") => Err(ApiError {
-            status: axum::http::StatusCode::UNAUTHORIZED,
-            message: berth_image_err.to_string(),
-        }),
+        Ok(()) => {
+            Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})).into_response())
+        }
+        Err(berth_engine::Error::Image(berth_image_err))
+            if berth_image_err.to_string().contains("unauthorized")
+                || berth_image_err.to_string().contains("no basic auth") =>
+        {
+            Err(ApiError {
+                status: axum::http::StatusCode::UNAUTHORIZED,
+                message: berth_image_err.to_string(),
+            })
+        }
         Err(e) => Err(ApiError::from(e)),
     }
 }

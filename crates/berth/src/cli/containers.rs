@@ -131,7 +131,10 @@ pub async fn ps(client: &Client, a: PsArgs) -> CliResult {
         return Ok(0);
     }
     if let Some(f) = format {
-        let f = Format::parse(&f).map_err(|e| Failure { code: 1, message: e })?;
+        let f = Format::parse(&f).map_err(|e| Failure {
+            code: 1,
+            message: e,
+        })?;
         let header = tv_map(PS_HEADERS.iter().map(|(k, h)| (*k, tv_s(*h))).collect());
         let rows: Vec<_> = list
             .iter()
@@ -150,17 +153,33 @@ pub async fn ps(client: &Client, a: PsArgs) -> CliResult {
                 tv_map(pairs)
             })
             .collect();
-        let out = f
-            .render_all(Some(&header), &rows)
-            .map_err(|e| Failure { code: 1, message: e })?;
+        let out = f.render_all(Some(&header), &rows).map_err(|e| Failure {
+            code: 1,
+            message: e,
+        })?;
         print!("{out}");
         return Ok(0);
     }
-    let mut cols = vec!["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"];
+    let mut cols = vec![
+        "ID",
+        "Image",
+        "Command",
+        "RunningFor",
+        "Status",
+        "Ports",
+        "Names",
+    ];
     if a.size {
         cols.push("Size");
     }
-    let header = |k: &str| PS_HEADERS.iter().find(|(n, _)| *n == k).unwrap().1.to_string();
+    let header = |k: &str| {
+        PS_HEADERS
+            .iter()
+            .find(|(n, _)| *n == k)
+            .unwrap()
+            .1
+            .to_string()
+    };
     let mut rows = vec![cols.iter().map(|c| header(c)).collect::<Vec<_>>()];
     for c in &list {
         let r = ps_row(c, trunc);
@@ -666,7 +685,11 @@ pub async fn port(client: &Client, a: PortArgs) -> CliResult {
         .unwrap_or_default();
     let line = |k: &str, b: &serde_json::Value| {
         let ip = b["HostIp"].as_str().unwrap_or("");
-        let ip = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+        let ip = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
         format!("{k} -> {ip}:{}", b["HostPort"].as_str().unwrap_or(""))
     };
     if let Some(p) = &a.port {
@@ -681,7 +704,11 @@ pub async fn port(client: &Client, a: PortArgs) -> CliResult {
         if let Some(bs) = ports.get(&key).and_then(|v| v.as_array()) {
             for b in bs {
                 let ip = b["HostIp"].as_str().unwrap_or("");
-                let ip = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+                let ip = if ip.contains(':') {
+                    format!("[{ip}]")
+                } else {
+                    ip.to_string()
+                };
                 println!("{ip}:{}", b["HostPort"].as_str().unwrap_or(""));
             }
             if !bs.is_empty() {
@@ -690,7 +717,10 @@ pub async fn port(client: &Client, a: PortArgs) -> CliResult {
         }
         return Err(Failure {
             code: 1,
-            message: format!("Error: No public port '{key}' published for {}", a.container),
+            message: format!(
+                "Error: No public port '{key}' published for {}",
+                a.container
+            ),
         });
     }
     let mut keys: Vec<&String> = ports.keys().collect();
@@ -813,7 +843,10 @@ pub struct InspectArgs {
 
 /// `inspect`, `container inspect` (kind "container"), `image inspect`.
 pub async fn inspect(client: &Client, a: InspectArgs, forced: Option<&str>) -> CliResult {
-    let kind = forced.map(str::to_string).or_else(|| a.kind.clone()).unwrap_or_default();
+    let kind = forced
+        .map(str::to_string)
+        .or_else(|| a.kind.clone())
+        .unwrap_or_default();
     if !["", "container", "image"].contains(&kind.as_str()) {
         return Err(Failure {
             code: 1,

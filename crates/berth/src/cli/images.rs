@@ -196,8 +196,10 @@ use base64::Engine as _;
 fn docker_config_path() -> std::path::PathBuf {
     match std::env::var_os("DOCKER_CONFIG") {
         Some(d) => std::path::PathBuf::from(d).join("config.json"),
-        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-            .join(".docker/config.json"),
+        None => {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".docker/config.json")
+        }
     }
 }
 
@@ -408,7 +410,12 @@ pub async fn pull_image(client: &Client, image: &str, quiet: bool) -> CliResult 
     let mut path = format!("/images/create?fromImage={}", q(&name));
     path.push_str(&format!("&tag={}", q(tag.as_deref().unwrap_or("latest"))));
     let resp = client
-        .stream_with_headers(Method::POST, &path, berth_api::client::empty(), &auth_header(image))
+        .stream_with_headers(
+            Method::POST,
+            &path,
+            berth_api::client::empty(),
+            &auth_header(image),
+        )
         .await?;
     print_progress(resp, quiet).await?;
     println!("{}", qualified(image));
@@ -454,7 +461,12 @@ pub async fn push(client: &Client, a: PushArgs) -> CliResult {
         q(tag.as_deref().unwrap_or("latest"))
     );
     let resp = client
-        .stream_with_headers(Method::POST, &path, berth_api::client::empty(), &auth_header(&a.image))
+        .stream_with_headers(
+            Method::POST,
+            &path,
+            berth_api::client::empty(),
+            &auth_header(&a.image),
+        )
         .await?;
     print_progress(resp, a.quiet).await?;
     if a.quiet {
@@ -503,9 +515,13 @@ pub async fn rmi(client: &Client, a: RmiArgs) -> CliResult {
             "/images/{img}?force={}&noprune={}",
             a.force as u8, a.no_prune as u8
         );
-        match client.call(Method::DELETE, &path, berth_api::client::empty(), None).await {
+        match client
+            .call(Method::DELETE, &path, berth_api::client::empty(), None)
+            .await
+        {
             Ok((_, body)) => {
-                let items: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap_or_default();
+                let items: Vec<serde_json::Value> =
+                    serde_json::from_slice(&body).unwrap_or_default();
                 for it in items {
                     if let Some(u) = it.get("Untagged").and_then(|v| v.as_str()) {
                         println!("Untagged: {u}");
@@ -553,7 +569,9 @@ pub async fn login(client: &Client, a: LoginArgs) -> CliResult {
     let mut password = a.password.clone();
     if a.password_stdin {
         if password.is_some() {
-            return Err(usage("--password and --password-stdin are mutually exclusive"));
+            return Err(usage(
+                "--password and --password-stdin are mutually exclusive",
+            ));
         }
         if a.username.is_none() {
             return Err(usage("Must provide --username with --password-stdin"));
@@ -584,7 +602,11 @@ pub async fn login(client: &Client, a: LoginArgs) -> CliResult {
                 ));
             }
         }
-        (None, Some(_)) => return Err(usage("Error: Cannot perform an interactive login from a non TTY device")),
+        (None, Some(_)) => {
+            return Err(usage(
+                "Error: Cannot perform an interactive login from a non TTY device",
+            ))
+        }
     };
     let body = serde_json::json!({
         "username": username, "password": password, "serveraddress": key,
@@ -619,11 +641,7 @@ pub async fn logout(a: LogoutArgs) -> CliResult {
         .get_mut("auths")
         .and_then(|a| a.as_object_mut())
         .map(|a| {
-            let keys: Vec<String> = a
-                .keys()
-                .filter(|k| config_key(k) == key)
-                .cloned()
-                .collect();
+            let keys: Vec<String> = a.keys().filter(|k| config_key(k) == key).cloned().collect();
             for k in &keys {
                 a.remove(k);
             }

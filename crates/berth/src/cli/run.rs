@@ -310,7 +310,10 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
 fn usage_error(message: String) -> Failure {
     Failure {
         code: 125,
-        message: format!("berth: {}.\nSee 'berth run --help'.", message.trim_end_matches('.')),
+        message: format!(
+            "berth: {}.\nSee 'berth run --help'.",
+            message.trim_end_matches('.')
+        ),
     }
 }
 
@@ -335,14 +338,21 @@ fn daemon_error(e: ClientError) -> Failure {
 }
 
 fn flag_error(value: &str, flag: &str, e: impl std::fmt::Display) -> Failure {
-    usage_error(format!("invalid argument \"{value}\" for \"{flag}\" flag: {e}"))
+    usage_error(format!(
+        "invalid argument \"{value}\" for \"{flag}\" flag: {e}"
+    ))
 }
 
 fn parse_num<T: std::str::FromStr>(v: &Option<String>, flag: &str) -> Result<Option<T>, Failure> {
     v.as_ref()
         .map(|x| {
-            x.parse::<T>()
-                .map_err(|_| flag_error(x, flag, format!("strconv.ParseInt: parsing \"{x}\": invalid syntax")))
+            x.parse::<T>().map_err(|_| {
+                flag_error(
+                    x,
+                    flag,
+                    format!("strconv.ParseInt: parsing \"{x}\": invalid syntax"),
+                )
+            })
         })
         .transpose()
 }
@@ -358,9 +368,8 @@ fn parse_size(v: &Option<String>, flag: &str) -> Result<i64, Failure> {
 /// blank lines and `#` comments skipped; a bare name takes the value of the
 /// CLI's environment when `lookup`).
 pub(super) fn read_kv_file(path: &str, lookup: bool) -> Result<Vec<String>, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        usage_error(format!("open {path}: {}", io_text(&e)))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage_error(format!("open {path}: {}", io_text(&e))))?;
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.trim_start();
@@ -372,7 +381,9 @@ pub(super) fn read_kv_file(path: &str, lookup: bool) -> Result<Vec<String>, Fail
             None => (line.trim_end(), None),
         };
         if name.contains(char::is_whitespace) {
-            return Err(usage_error(format!("variable '{name}' contains whitespaces")));
+            return Err(usage_error(format!(
+                "variable '{name}' contains whitespaces"
+            )));
         }
         match value {
             Some(_) => out.push(line.to_string()),
@@ -397,7 +408,9 @@ fn io_text(e: &std::io::Error) -> String {
 }
 
 fn valid_device_mode(m: &str) -> bool {
-    !m.is_empty() && m.len() <= 3 && m.chars().all(|c| "rwm".contains(c))
+    !m.is_empty()
+        && m.len() <= 3
+        && m.chars().all(|c| "rwm".contains(c))
         && m.chars().collect::<std::collections::HashSet<_>>().len() == m.len()
 }
 
@@ -433,7 +446,9 @@ fn parse_cgroup_rule(r: &str) -> Result<String, Failure> {
         [t, mm, acc] => {
             ["a", "b", "c"].contains(t)
                 && mm.split_once(':').is_some_and(|(a, b)| {
-                    [a, b].iter().all(|x| *x == "*" || (!x.is_empty() && x.bytes().all(|c| c.is_ascii_digit())))
+                    [a, b].iter().all(|x| {
+                        *x == "*" || (!x.is_empty() && x.bytes().all(|c| c.is_ascii_digit()))
+                    })
                 })
                 && valid_device_mode(acc)
         }
@@ -442,7 +457,11 @@ fn parse_cgroup_rule(r: &str) -> Result<String, Failure> {
     if ok {
         Ok(r.to_string())
     } else {
-        Err(flag_error(r, "--device-cgroup-rule", format!("invalid device cgroup format '{r}'")))
+        Err(flag_error(
+            r,
+            "--device-cgroup-rule",
+            format!("invalid device cgroup format '{r}'"),
+        ))
     }
 }
 
@@ -467,13 +486,33 @@ fn parse_throttle(v: &str, flag: &str, bytes: bool) -> Result<serde_json::Value,
 }
 
 const SYSCTL_IPC: &[&str] = &[
-    "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-    "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
 ];
 
 const ULIMITS: &[&str] = &[
-    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
-    "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
 ];
 
 /// The first option of a later issue that was given, if any.
@@ -508,9 +547,19 @@ fn not_implemented(a: &RunArgs) -> Option<&'static str> {
         (a.no_healthcheck, "--no-healthcheck"),
         (a.gpus.is_some(), "--gpus"),
         (!a.storage_opt.is_empty(), "--storage-opt"),
-        (a.userns.as_deref().is_some_and(|u| !u.is_empty() && u != "host"), "--userns"),
+        (
+            a.userns
+                .as_deref()
+                .is_some_and(|u| !u.is_empty() && u != "host"),
+            "--userns",
+        ),
         (a.cgroup_parent.is_some(), "--cgroup-parent"),
-        (a.pull.as_deref().is_some_and(|p| p != "missing" && p != "never"), "--pull"),
+        (
+            a.pull
+                .as_deref()
+                .is_some_and(|p| p != "missing" && p != "never"),
+            "--pull",
+        ),
     ]
     .into_iter()
     .find_map(|(given, name)| given.then_some(name))
@@ -520,7 +569,10 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
     if let Some(flag) = not_implemented(a) {
         return Err(usage_error(format!("{flag} is not implemented yet")));
     }
-    for (v, flag) in [(&a.io_maxbandwidth, "--io-maxbandwidth"), (&a.io_maxiops, "--io-maxiops")] {
+    for (v, flag) in [
+        (&a.io_maxbandwidth, "--io-maxbandwidth"),
+        (&a.io_maxiops, "--io-maxiops"),
+    ] {
         if v.is_some() {
             return Err(usage_error(format!("{flag} is only supported on Windows")));
         }
@@ -600,13 +652,18 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
     }
     h.memory_reservation = parse_size(&a.memory_reservation, "--memory-reservation")?;
     h.kernel_memory = parse_size(&a.kernel_memory, "--kernel-memory")?;
-    h.memory_swappiness = Some(parse_num(&a.memory_swappiness, "--memory-swappiness")?.unwrap_or(-1));
+    h.memory_swappiness =
+        Some(parse_num(&a.memory_swappiness, "--memory-swappiness")?.unwrap_or(-1));
     h.shm_size = parse_size(&a.shm_size, "--shm-size")?;
     h.pids_limit = parse_num(&a.pids_limit, "--pids-limit")?;
     if let Some(cpus) = &a.cpus {
-        let n: f64 = cpus
-            .parse()
-            .map_err(|_| flag_error(cpus, "--cpus", format!("failed to parse {cpus} as a rational number")))?;
+        let n: f64 = cpus.parse().map_err(|_| {
+            flag_error(
+                cpus,
+                "--cpus",
+                format!("failed to parse {cpus} as a rational number"),
+            )
+        })?;
         h.nano_cpus = (n * 1e9).round() as i64;
     }
     h.cpu_shares = parse_num(&a.cpu_shares, "-c, --cpu-shares")?.unwrap_or(0);
@@ -622,23 +679,43 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
     let mut weights = Vec::new();
     for w in &a.blkio_weight_device {
         let bad = || flag_error(w, "--blkio-weight-device", format!("bad format: {w}"));
-        let (path, weight) = w.split_once(':').filter(|(p, _)| p.starts_with("/dev/")).ok_or_else(bad)?;
+        let (path, weight) = w
+            .split_once(':')
+            .filter(|(p, _)| p.starts_with("/dev/"))
+            .ok_or_else(bad)?;
         let weight: u16 = weight
             .parse()
             .ok()
             .filter(|n| *n == 0 || (10..=1000).contains(n))
-            .ok_or_else(|| flag_error(w, "--blkio-weight-device", format!("invalid weight for device: {w}")))?;
+            .ok_or_else(|| {
+                flag_error(
+                    w,
+                    "--blkio-weight-device",
+                    format!("invalid weight for device: {w}"),
+                )
+            })?;
         weights.push(serde_json::json!({"Path": path, "Weight": weight}));
     }
     h.blkio_weight_device = Some(weights);
-    let throttles = |list: &[String], flag: &str, bytes: bool| -> Result<Option<Vec<serde_json::Value>>, Failure> {
-        list.iter().map(|v| parse_throttle(v, flag, bytes)).collect::<Result<Vec<_>, _>>().map(Some)
+    let throttles = |list: &[String],
+                     flag: &str,
+                     bytes: bool|
+     -> Result<Option<Vec<serde_json::Value>>, Failure> {
+        list.iter()
+            .map(|v| parse_throttle(v, flag, bytes))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     };
     h.blkio_device_read_bps = throttles(&a.device_read_bps, "--device-read-bps", true)?;
     h.blkio_device_write_bps = throttles(&a.device_write_bps, "--device-write-bps", true)?;
     h.blkio_device_read_iops = throttles(&a.device_read_iops, "--device-read-iops", false)?;
     h.blkio_device_write_iops = throttles(&a.device_write_iops, "--device-write-iops", false)?;
-    h.devices = Some(a.device.iter().map(|d| parse_device(d)).collect::<Result<_, _>>()?);
+    h.devices = Some(
+        a.device
+            .iter()
+            .map(|d| parse_device(d))
+            .collect::<Result<_, _>>()?,
+    );
     h.device_cgroup_rules = Some(
         a.device_cgroup_rule
             .iter()
@@ -657,10 +734,15 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
         match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    usage_error(format!("opening seccomp profile ({path}) failed: open {path}: {}", io_text(&e)))
+                    usage_error(format!(
+                        "opening seccomp profile ({path}) failed: open {path}: {}",
+                        io_text(&e)
+                    ))
                 })?;
                 let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                    usage_error(format!("compacting json for seccomp profile ({path}) failed: {e}"))
+                    usage_error(format!(
+                        "compacting json for seccomp profile ({path}) failed: {e}"
+                    ))
                 })?;
                 security.push(format!("seccomp={v}"));
             }
@@ -679,7 +761,10 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
     h.oom_kill_disable = a.oom_kill_disable;
     h.oom_score_adj = parse_num(&a.oom_score_adj, "--oom-score-adj")?.unwrap_or(0);
     if let Some(p) = &a.pid {
-        if p != "host" && !p.strip_prefix("container:").is_some_and(|c| !c.is_empty()) && !p.is_empty() {
+        if p != "host"
+            && !p.strip_prefix("container:").is_some_and(|c| !c.is_empty())
+            && !p.is_empty()
+        {
             return Err(usage_error("--pid: invalid PID mode".into()));
         }
         h.pid_mode = p.clone();
@@ -715,11 +800,17 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
             _ => return Err(usage_error(format!("invalid restart policy {name}"))),
         }
         if a.rm && !matches!(name, "no" | "") {
-            return Err(usage_error("Conflicting options: --restart and --rm".into()));
+            return Err(usage_error(
+                "Conflicting options: --restart and --rm".into(),
+            ));
         }
         h.restart_policy.name = name.to_string();
         h.restart_policy.maximum_retry_count = match count {
-            Some(c) => c.parse().map_err(|_| usage_error(format!("invalid restart policy format: maximum retry count must be an integer: {c}")))?,
+            Some(c) => c.parse().map_err(|_| {
+                usage_error(format!(
+                    "invalid restart policy format: maximum retry count must be an integer: {c}"
+                ))
+            })?,
             None => 0,
         };
     } else {
@@ -728,10 +819,18 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
     let mut sysctls = std::collections::HashMap::new();
     for kv in &a.sysctl {
         let Some((k, v)) = kv.split_once('=') else {
-            return Err(flag_error(kv, "--sysctl", format!("sysctl '{kv}' is not whitelisted")));
+            return Err(flag_error(
+                kv,
+                "--sysctl",
+                format!("sysctl '{kv}' is not whitelisted"),
+            ));
         };
         if !(SYSCTL_IPC.contains(&k) || k.starts_with("fs.mqueue.") || k.starts_with("net.")) {
-            return Err(flag_error(kv, "--sysctl", format!("sysctl '{kv}' is not whitelisted")));
+            return Err(flag_error(
+                kv,
+                "--sysctl",
+                format!("sysctl '{kv}' is not whitelisted"),
+            ));
         }
         sysctls.insert(k.to_string(), v.to_string());
     }
@@ -743,19 +842,34 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
         let bad = || flag_error(u, "--ulimit", format!("invalid ulimit argument: {u}"));
         let (name, vals) = u.split_once('=').ok_or_else(bad)?;
         if !ULIMITS.contains(&name) {
-            return Err(flag_error(u, "--ulimit", format!("invalid ulimit type: {name}")));
+            return Err(flag_error(
+                u,
+                "--ulimit",
+                format!("invalid ulimit type: {name}"),
+            ));
         }
         let (soft, hard) = match vals.split_once(':') {
             Some((s, h)) => (s, h),
             None => (vals, vals),
         };
-        let (soft, hard): (i64, i64) = (soft.parse().map_err(|_| bad())?, hard.parse().map_err(|_| bad())?);
+        let (soft, hard): (i64, i64) = (
+            soft.parse().map_err(|_| bad())?,
+            hard.parse().map_err(|_| bad())?,
+        );
         if soft > hard {
-            return Err(flag_error(u, "--ulimit", format!(
-                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
-            )));
+            return Err(flag_error(
+                u,
+                "--ulimit",
+                format!(
+                    "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+                ),
+            ));
         }
-        ulimits.push(Ulimit { name: name.into(), soft, hard });
+        ulimits.push(Ulimit {
+            name: name.into(),
+            soft,
+            hard,
+        });
     }
     h.ulimits = Some(ulimits);
     Ok(body)
@@ -811,7 +925,9 @@ async fn create_container(client: &Client, a: &RunArgs) -> Result<String, Failur
         eprintln!("WARNING: {w}");
     }
     if let Some(f) = &a.cidfile {
-        std::fs::write(f, &created.id).map_err(|e| usage_error(format!("failed to write the container ID to the file: {e}")))?;
+        std::fs::write(f, &created.id).map_err(|e| {
+            usage_error(format!("failed to write the container ID to the file: {e}"))
+        })?;
     }
     Ok(created.id)
 }
@@ -846,15 +962,10 @@ pub async fn run(client: &Client, a: RunArgs) -> CliResult {
         return Ok(0);
     }
 
-    let output = super::attach::attach_stream(
-        client,
-        &id,
-        a.tty,
-        a.interactive,
-        a.detach_keys.as_deref(),
-    )
-    .await
-    .map_err(daemon_error)?;
+    let output =
+        super::attach::attach_stream(client, &id, a.tty, a.interactive, a.detach_keys.as_deref())
+            .await
+            .map_err(daemon_error)?;
     let cond = if a.rm { "removed" } else { "next-exit" };
     let wait = client
         .stream(

@@ -292,7 +292,11 @@ impl Drop for Daemon {
             }
         }
         let ids: Vec<String> = std::fs::read_dir(self.data_root().join("containers"))
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         self.kill9();
         // Containers whose shim is gone: kill what is left in their cgroups.
