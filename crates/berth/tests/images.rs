@@ -144,6 +144,20 @@ fn push_pull_run_rmi() {
     let out = ok(&d2.berth(&["pull", &dg]));
     assert!(out.contains("Pull complete"), "{out}");
     assert_eq!(image_id(&d2, &dg), id);
+
+    // `run` of an image that is not there pulls it first (IMG-01), with the
+    // progress on stderr and only the container's output on stdout.
+    ok(&d2.berth(&["rmi", &dg]));
+    let o = d2.berth(&["run", "--rm", &name, "echo", "auto-pulled"]);
+    assert_eq!(stdout(&o), "auto-pulled\n", "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("Unable to find image '{name}' locally")),
+        "{}",
+        stderr(&o)
+    );
+    let o = d2.berth(&["run", "--rm", &format!("{host}/e2e/nothere:1"), "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("manifest unknown"), "{}", stderr(&o));
 }
 
 // The official docker CLI against berthd: pull and push.

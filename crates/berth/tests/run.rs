@@ -98,13 +98,20 @@ fn berth_run_echo_and_exit_codes() {
 fn bad_input_gets_docker_errors() {
     require_root!();
     let d = Daemon::start("bad");
-    // Unknown image: docker's message and 125.
-    let o = d.berth(&["run", "--rm", "no-such-image", "true"]);
+    // Unknown image: docker's message and 125. The pull goes to a closed
+    // port on loopback (tests never reach outside the machine).
+    let o = d.berth(&["run", "--rm", "127.0.0.1:9/no-such-image", "true"]);
     assert_eq!(code(&o), 125);
     assert!(
-        stderr(&o).contains("Unable to find image 'no-such-image:latest' locally"),
+        stderr(&o).contains("Unable to find image '127.0.0.1:9/no-such-image:latest' locally"),
         "{}",
         stderr(&o)
+    );
+    let o = d.berth(&["run", "--rm", "--pull", "never", "no-such-image", "true"]);
+    assert_eq!(code(&o), 125);
+    assert_eq!(
+        stderr(&o).lines().next(),
+        Some("berth: Error response from daemon: No such image: no-such-image:latest")
     );
     // Bad flag: 125 like docker.
     let o = d.berth(&["run", "--no-such-flag", IMAGE, "true"]);

@@ -290,7 +290,19 @@ impl Session {
     }
 
     fn url_err(&self, method: &str, url: &str, e: impl std::fmt::Display) -> Error {
-        reg_err(ErrorKind::Internal, format!("{method} \"{url}\": {e}"))
+        let text = e.to_string();
+        // dockerd's (Go's) wording for the common network failure.
+        let detail = if text.contains("Connection refused") {
+            let host = url
+                .split("://")
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .unwrap_or("");
+            format!("dial tcp {host}: connect: connection refused")
+        } else {
+            text
+        };
+        reg_err(ErrorKind::Internal, format!("{method} \"{url}\": {detail}"))
     }
 
     pub(crate) fn authenticate(

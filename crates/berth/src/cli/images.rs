@@ -406,6 +406,13 @@ pub struct PullArgs {
 /// `POST /images/create?fromImage=` with progress printed; also used by
 /// `run`/`create` for a missing image.
 pub async fn pull_image(client: &Client, image: &str, quiet: bool) -> CliResult {
+    pull_silently(client, image, quiet).await?;
+    println!("{}", qualified(image));
+    Ok(0)
+}
+
+/// The pull itself, progress on stdout unless `quiet`.
+pub async fn pull_silently(client: &Client, image: &str, quiet: bool) -> CliResult {
     let (name, tag) = split_ref(image);
     let mut path = format!("/images/create?fromImage={}", q(&name));
     path.push_str(&format!("&tag={}", q(tag.as_deref().unwrap_or("latest"))));
@@ -418,7 +425,6 @@ pub async fn pull_image(client: &Client, image: &str, quiet: bool) -> CliResult 
         )
         .await?;
     print_progress(resp, quiet).await?;
-    println!("{}", qualified(image));
     Ok(0)
 }
 

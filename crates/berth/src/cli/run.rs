@@ -897,27 +897,31 @@ async fn create_container(client: &Client, a: &RunArgs) -> Result<String, Failur
             status: 404,
             message,
         }) if message.starts_with("No such image") => {
-            let reference = if image.contains(':') || image.contains('@') {
+            let last = image.rsplit('/').next().unwrap_or(&image);
+            let reference = if last.contains(':') || image.contains('@') {
                 image.clone()
             } else {
                 format!("{image}:latest")
             };
-            eprintln!("Unable to find image '{reference}' locally");
-            let pull = client
-                .call(
-                    Method::POST,
-                    &format!("/images/create?fromImage={}", q(&image)),
-                    berth_api::client::empty(),
-                    None,
-                )
-                .await;
-            return Err(match pull {
-                Err(e) => daemon_error(e),
-                Ok(_) => daemon_error(ClientError::Api {
+            if a.pull.as_deref() == Some("never") {
+                return Err(daemon_error(ClientError::Api {
                     status: 404,
                     message,
-                }),
-            });
+                }));
+            }
+            eprintln!("Unable to find image '{reference}' locally");
+            // Like docker: pull, then create again.
+            if let Err(f) = super::images::pull_silently(client, &image, true).await {
+                let message = f.message.trim_start_matches("Error response from daemon: ");
+                return Err(daemon_error(ClientError::Api {
+                    status: 404,
+                    message: message.to_string(),
+                }));
+            }
+            match client.post_json(&path, &body).await {
+                Ok(c) => c,
+                Err(e) => return Err(create_error(e)),
+            }
         }
         Err(e) => return Err(create_error(e)),
     };
