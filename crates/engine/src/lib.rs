@@ -350,6 +350,19 @@ impl Engine {
         let list = tokio::task::spawn_blocking(move || images.list())
             .await
             .map_err(blocking_err)??;
+        // Newest first, by the full-precision creation time (two imports in
+        // the same second keep their order).
+        let mut list = list;
+        let precise = |c: &str| {
+            chrono::DateTime::parse_from_rfc3339(c)
+                .map(|t| t.timestamp_nanos_opt().unwrap_or(0))
+                .unwrap_or(0)
+        };
+        list.sort_by(|a, b| {
+            precise(&b.created)
+                .cmp(&precise(&a.created))
+                .then(a.id.cmp(&b.id))
+        });
         let mut out = Vec::new();
         for r in list {
             let mut tags = r.repo_tags;
@@ -388,7 +401,6 @@ impl Engine {
                 containers: -1,
             });
         }
-        out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
         Ok(out)
     }
 
