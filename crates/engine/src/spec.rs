@@ -137,7 +137,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value> {
         json!({"type": "RLIMIT_NOFILE", "hard": input.nofile_limit, "soft": input.nofile_limit}),
     ];
     for u in host.ulimits.iter().flatten() {
-        if !ULIMITS.contains(&u.name.to_lowercase().as_str()) {
+        if !berth_types::defaults::ULIMIT_TYPES.contains(&u.name.to_lowercase().as_str()) {
             return Err(Error::InvalidArgument(format!(
                 "invalid ulimit type: {}",
                 u.name
@@ -237,25 +237,6 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value> {
     Ok(spec)
 }
 
-const ULIMITS: &[&str] = &[
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-    "as",
-];
-
 struct SecurityOpts {
     no_new_privileges: bool,
     seccomp: seccomp::Choice,
@@ -314,17 +295,7 @@ fn parse_security_opts(host: &HostConfig) -> Result<SecurityOpts> {
 /// Docker's sysctl rules: IPC sysctls need a private IPC namespace, net.*
 /// a private network namespace; nothing else is namespaced.
 fn validate_sysctl(k: &str, host: &HostConfig) -> Result<()> {
-    const IPC: &[&str] = &[
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
-    if IPC.contains(&k) || k.starts_with("fs.mqueue.") {
+    if berth_types::defaults::IPC_SYSCTLS.contains(&k) || k.starts_with("fs.mqueue.") {
         if host.ipc_mode == "host" {
             return Err(Error::InvalidArgument(format!(
                 "sysctl {k:?} not allowed in host IPC namespace"

@@ -4,6 +4,7 @@ use berth_api::client::{Client, ClientError};
 use berth_types::api::{
     ContainerCreateBody, ContainerCreateResponse, StrOrVec, Ulimit, WaitResponse,
 };
+use berth_types::defaults::{IPC_SYSCTLS, ULIMIT_TYPES};
 use clap::{ArgAction, Args};
 use http_body_util::BodyExt;
 use hyper::Method;
@@ -485,36 +486,6 @@ fn parse_throttle(v: &str, flag: &str, bytes: bool) -> Result<serde_json::Value,
     Ok(serde_json::json!({"Path": path, "Rate": rate}))
 }
 
-const SYSCTL_IPC: &[&str] = &[
-    "kernel.msgmax",
-    "kernel.msgmnb",
-    "kernel.msgmni",
-    "kernel.sem",
-    "kernel.shmall",
-    "kernel.shmmax",
-    "kernel.shmmni",
-    "kernel.shm_rmid_forced",
-];
-
-const ULIMITS: &[&str] = &[
-    "as",
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-];
-
 /// The first option of a later issue that was given, if any.
 fn not_implemented(a: &RunArgs) -> Option<&'static str> {
     [
@@ -825,7 +796,7 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
                 format!("sysctl '{kv}' is not whitelisted"),
             ));
         };
-        if !(SYSCTL_IPC.contains(&k) || k.starts_with("fs.mqueue.") || k.starts_with("net.")) {
+        if !(IPC_SYSCTLS.contains(&k) || k.starts_with("fs.mqueue.") || k.starts_with("net.")) {
             return Err(flag_error(
                 kv,
                 "--sysctl",
@@ -841,7 +812,7 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
     for u in &a.ulimit {
         let bad = || flag_error(u, "--ulimit", format!("invalid ulimit argument: {u}"));
         let (name, vals) = u.split_once('=').ok_or_else(bad)?;
-        if !ULIMITS.contains(&name) {
+        if !ULIMIT_TYPES.contains(&name) {
             return Err(flag_error(
                 u,
                 "--ulimit",
