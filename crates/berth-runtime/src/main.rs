@@ -140,7 +140,7 @@ fn main() -> ExitCode {
     }
     // Container processes must not inherit ignored signals (our own SIGPIPE
     // or anything our caller ignored), like runc.
-    reset_ignored_signals();
+    berth_sys::signal::reset_ignored();
     logging::init(cli.log.as_deref(), &cli.log_format, cli.debug);
     if cli.systemd_cgroup {
         tracing::warn!("--systemd-cgroup is not supported; using cgroupfs");
@@ -227,55 +227,4 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Shim { .. } => unreachable!("handled in main"),
     }
     Ok(0)
-}
-
-/// Kernel `struct sigaction` for the raw syscall (x86_64/aarch64 layout).
-#[repr(C)]
-struct KSigaction {
-    handler: usize,
-    flags: libc::c_ulong,
-    restorer: usize,
-    mask: u64,
-}
-
-/// Set every ignored signal back to SIG_DFL. Raw `rt_sigaction`, since glibc
-/// refuses its internal real-time signals (32, 33) that callers may ignore.
-fn reset_ignored_signals() {
-    for sig in 1..=64 {
-        let mut old = KSigaction {
-            handler: 0,
-            flags: 0,
-            restorer: 0,
-            mask: 0,
-        };
-        // SAFETY: query only; `old` is a valid, writable kernel sigaction.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                std::ptr::null::<KSigaction>(),
-                &mut old as *mut KSigaction,
-                8usize,
-            )
-        };
-        if r != 0 || old.handler != libc::SIG_IGN {
-            continue;
-        }
-        let dfl = KSigaction {
-            handler: libc::SIG_DFL,
-            flags: 0,
-            restorer: 0,
-            mask: 0,
-        };
-        // SAFETY: installs SIG_DFL (no handler code runs); single-threaded.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &dfl as *const KSigaction,
-                std::ptr::null_mut::<KSigaction>(),
-                8usize,
-            )
-        };
-    }
 }

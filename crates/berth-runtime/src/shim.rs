@@ -604,7 +604,7 @@ fn create_forked(
     match unsafe { nix::unistd::fork() }.context("fork")? {
         ForkResult::Child => {
             drop(r);
-            default_ignored_signals();
+            berth_sys::signal::reset_ignored();
             let res: std::result::Result<i32, String> = rt
                 .create_with_stdio(id, bundle, opts, stdio)
                 .map(|pid| pid.as_raw())
@@ -843,60 +843,6 @@ fn open_in_root(root: &OwnedFd, path: &Path) -> io::Result<OwnedFd> {
     }
     // SAFETY: openat2 returned a fresh fd that we now own.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
-}
-
-/// Kernel `struct sigaction` for the raw syscall (x86_64/aarch64 layout).
-#[repr(C)]
-struct KSigaction {
-    handler: usize,
-    flags: libc::c_ulong,
-    restorer: usize,
-    mask: u64,
-}
-
-/// Set every ignored signal to SIG_DFL (like main.rs does for the CLI). Raw
-/// `rt_sigaction`, since glibc refuses its internal real-time signals (32, 33).
-fn default_ignored_signals() {
-    for sig in 1..=64 {
-        let mut old = KSigaction {
-            handler: 0,
-            flags: 0,
-            restorer: 0,
-            mask: 0,
-        };
-        // SAFETY: query only; `old` is a valid, writable kernel sigaction.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                std::ptr::null::<KSigaction>(),
-                &mut old as *mut KSigaction,
-                8usize,
-            )
-        };
-        if r == 0 && old.handler == libc::SIG_IGN {
-            set_handler(sig, libc::SIG_DFL);
-        }
-    }
-}
-
-fn set_handler(sig: i32, handler: usize) {
-    let act = KSigaction {
-        handler,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    // SAFETY: installs SIG_DFL or SIG_IGN (no handler code runs).
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigaction,
-            sig,
-            &act as *const KSigaction,
-            std::ptr::null_mut::<KSigaction>(),
-            8usize,
-        )
-    };
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {

@@ -5,3 +5,4 @@ pub mod cgroup;
 pub mod fs;
 pub mod mount;
 pub mod process;
+pub mod signal;
