@@ -116,6 +116,9 @@ fn exec_suite(d: &Daemon) {
     assert_eq!((code(&o), stdout(&o).as_str()), (0, ""), "{}", stderr(&o));
     let o = d.berth(&["exec", "ex", "ps"]);
     assert!(stdout(&o).contains("sleep 31"), "{}", stdout(&o));
+    // The running exec shows in the container's ExecIDs.
+    let o = d.berth(&["inspect", "-f", "{{len .ExecIDs}}", "ex"]);
+    assert_eq!(stdout(&o).trim(), "1", "{}", stderr(&o));
 
     // --privileged gets every capability.
     let caps = |args: &[&str]| {

@@ -1413,6 +1413,7 @@ impl Engine {
                 p.display().to_string()
             }
         };
+        let exec_ids = Some(self.execs.ids_of(&r.id)).filter(|ids| !ids.is_empty());
         Ok(json!({
             "Id": r.id,
             "Created": r.created,
@@ -1431,7 +1432,7 @@ impl Engine {
             "MountLabel": "",
             "ProcessLabel": "",
             "AppArmorProfile": "",
-            "ExecIDs": null,
+            "ExecIDs": exec_ids,
             "HostConfig": r.host_config,
             "GraphDriver": {
                 "Data": {
