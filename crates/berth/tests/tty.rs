@@ -387,3 +387,38 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.exists())
         .ok_or(())
 }
+
+/// `attach --sig-proxy` (the default without a tty): a signal sent to the
+/// CLI reaches the container, and attach exits with the container's code.
+#[test]
+fn attach_proxies_signals() {
+    require_root!();
+    let d = Daemon::start("sigproxy");
+    let o = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "sp",
+        IMAGE,
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 42' TERM; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let child = Command::new(bin("berth"))
+        .args(["-H", &d.host(), "attach", "sp"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
+    assert_eq!(out.status.code(), Some(42));
+}

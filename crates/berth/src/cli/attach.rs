@@ -114,6 +114,9 @@ pub async fn attach(client: &Client, a: AttachArgs) -> CliResult {
         None
     };
     let output = attach_stream(client, &id, tty, stdin, a.detach_keys.as_deref()).await?;
+    if a.sig_proxy && !tty {
+        super::tty::spawn_sig_proxy(client.clone(), id.clone());
+    }
     let _ = output.await;
     drop(raw);
     let after: serde_json::Value = client
