@@ -421,4 +421,22 @@ fn attach_proxies_signals() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
     assert_eq!(out.status.code(), Some(42));
+
+    // `start -a` proxies signals too.
+    let child = Command::new(bin("berth"))
+        .args(["-H", &d.host(), "start", "-a", "sp"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
+    assert_eq!(out.status.code(), Some(42));
 }

@@ -428,6 +428,10 @@ pub async fn start(client: &Client, a: StartArgs) -> CliResult {
             None,
         )
         .await?;
+    if !tty {
+        // `start -a` proxies signals like `attach` (docker's --sig-proxy default).
+        super::tty::spawn_sig_proxy(client.clone(), id.clone());
+    }
     let body = wait
         .into_body()
         .collect()
