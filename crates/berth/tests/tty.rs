@@ -359,6 +359,25 @@ fn interactive_session(d: &Daemon, cli: &std::path::Path, name: &str) {
     t.expect("30 90", 10);
     t.send(b"exit 4\r");
     assert_eq!(t.wait(10), 4);
+    // ctrl-p ctrl-q detaches from an exec too; the exec'd process lives on.
+    let mut t = Term::spawn(
+        cli,
+        &[
+            "-H",
+            &host,
+            "exec",
+            "-it",
+            &format!("{name}-x"),
+            "sh",
+            "-c",
+            "echo ready; exec sleep 77",
+        ],
+    );
+    t.expect("ready", 10);
+    t.send(b"\x10\x11");
+    t.wait(10);
+    let o = d.berth(&["exec", &format!("{name}-x"), "ps"]);
+    assert!(stdout(&o).contains("sleep 77"), "{}", stdout(&o));
 }
 
 #[test]

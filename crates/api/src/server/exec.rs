@@ -76,6 +76,7 @@ pub async fn start(
     let b: StartBody = parse_json(&body)?;
     let entry = engine.exec_check(&id)?;
     let tty = entry.cfg.tty;
+    let detach_keys = parse_detach_keys(&entry.cfg.detach_keys)?;
     if b.detach {
         engine.exec_start(&id, true).await?;
         return Ok(StatusCode::OK.into_response());
@@ -103,9 +104,12 @@ pub async fn start(
             let ExecSession {
                 mut output, stdin, ..
             } = session;
+            // The detach keys end this stream; the process keeps running.
+            let (detached_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
             let reader = stdin.map(|tx| {
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 32 * 1024];
+                    let mut scan = DetachScanner::new(detach_keys);
                     loop {
                         match rd.read(&mut buf).await {
                             Ok(0) | Err(_) => {
@@ -113,7 +117,12 @@ pub async fn start(
                                 break;
                             }
                             Ok(n) => {
-                                if tx.send(Some(buf[..n].to_vec())).is_err() {
+                                let (data, detach) = scan.feed(&buf[..n]);
+                                if !data.is_empty() && tx.send(Some(data)).is_err() {
+                                    break;
+                                }
+                                if detach {
+                                    let _ = detached_tx.send(());
                                     break;
                                 }
                             }
@@ -124,9 +133,23 @@ pub async fn start(
                     std::future::pending::<()>().await;
                 })
             });
-            while let Some(out) = output.recv().await {
-                if wr.write_all(&encode(out, tty)).await.is_err() {
-                    break;
+            let mut armed = true;
+            loop {
+                tokio::select! {
+                    out = output.recv() => match out {
+                        Some(out) => {
+                            if wr.write_all(&encode(out, tty)).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    r = &mut detached, if armed => {
+                        if r.is_ok() {
+                            break; // detach keys
+                        }
+                        armed = false;
+                    }
                 }
             }
             let _ = wr.flush().await;
