@@ -1347,6 +1347,11 @@ fn exec(
     // consoleSize) almost always starts with the right size.
     let mut master = None;
     let status = child.and_then(|mut child| {
+        // The runtime joins the container's cgroups; start that grace
+        // period while it is still starting up (see warm_cgroup_migration).
+        if console.is_none() {
+            warm_cgroup_migration();
+        }
         if let Some((l, path)) = &console {
             let m = recv_master(l, || !matches!(child.try_wait(), Ok(None)));
             let _ = std::fs::remove_file(path);
