@@ -197,17 +197,7 @@ impl Client {
         let resp = self
             .send(self.build(method, path, body, content_type))
             .await?;
-        let status = resp.status();
-        if status.is_client_error() || status.is_server_error() {
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            return Err(api_error(status, &bytes));
-        }
-        Ok(resp)
+        fail_on_error(resp).await
     }
 
     /// `stream` with extra request headers (e.g. `X-Registry-Auth`).
@@ -228,17 +218,7 @@ impl Client {
             }
         }
         let resp = self.send(req).await?;
-        let status = resp.status();
-        if status.is_client_error() || status.is_server_error() {
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            return Err(api_error(status, &bytes));
-        }
-        Ok(resp)
+        fail_on_error(resp).await
     }
 
     /// `POST .../attach` with a protocol upgrade; returns the raw stream.
@@ -267,6 +247,21 @@ impl Client {
             .map_err(|e| ClientError::Protocol(format!("attach upgrade failed: {e}")))?;
         Ok(TokioIo::new(up))
     }
+}
+
+/// A non-2xx response becomes the daemon's error message.
+async fn fail_on_error(resp: Response<Incoming>) -> Result<Response<Incoming>> {
+    let status = resp.status();
+    if status.is_client_error() || status.is_server_error() {
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        return Err(api_error(status, &bytes));
+    }
+    Ok(resp)
 }
 
 fn api_error(status: StatusCode, body: &[u8]) -> ClientError {

@@ -424,38 +424,28 @@ fn attach_proxies_signals() {
         "trap 'echo got-term; exit 42' TERM; while true; do sleep 0.1; done",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let child = Command::new(bin("berth"))
-        .args(["-H", &d.host(), "attach", "sp"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    // `attach` and `start -a` both forward the CLI's SIGTERM.
+    for cmd in [&["attach", "sp"][..], &["start", "-a", "sp"][..]] {
+        let child = Command::new(bin("berth"))
+            .args(["-H", &d.host()])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
-    assert_eq!(out.status.code(), Some(42));
-
-    // `start -a` proxies signals too.
-    let child = Command::new(bin("berth"))
-        .args(["-H", &d.host(), "start", "-a", "sp"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
-    assert_eq!(out.status.code(), Some(42));
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "got-term\n",
+            "{cmd:?}"
+        );
+        assert_eq!(out.status.code(), Some(42), "{cmd:?}");
+    }
 }

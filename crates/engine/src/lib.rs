@@ -1348,25 +1348,7 @@ impl Engine {
         recs.into_iter()
             .filter(|r| all || r.is_running())
             .take(limit.unwrap_or(usize::MAX))
-            .map(|r| ContainerSummary {
-                id: r.id.clone(),
-                names: vec![format!("/{}", r.name)],
-                image: r.config.image.clone(),
-                image_id: r.image_id.clone(),
-                command: r.command_line(),
-                created: chrono::DateTime::parse_from_rfc3339(&r.created)
-                    .map(|t| t.timestamp())
-                    .unwrap_or(0),
-                ports: vec![],
-                labels: r.config.labels.clone().unwrap_or_default(),
-                state: r.state.status.as_str().into(),
-                status: container::status_text(&r, now),
-                host_config: json!({"NetworkMode": r.host_config.network_mode}),
-                network_settings: json!({"Networks": {}}),
-                mounts: vec![],
-                size_rw: None,
-                size_root_fs: None,
-            })
+            .map(|r| lifecycle::summary(&r, now))
             .collect()
     }
 

@@ -203,15 +203,20 @@ pub async fn resize(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<Response, ApiError> {
+    let (h, w) = size_query(&q)?;
+    engine.exec_resize(&id, h, w).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `h` and `w` of a resize request (missing = 0).
+fn size_query(q: &std::collections::HashMap<String, String>) -> Result<(u16, u16), ApiError> {
     let num = |k: &str| -> Result<u16, ApiError> {
         q.get(k)
             .map(|v| v.parse::<u16>())
             .unwrap_or(Ok(0))
             .map_err(|_| ApiError::bad_request(format!("invalid value for {k}")))
     };
-    let (h, w) = (num("h")?, num("w")?);
-    engine.exec_resize(&id, h, w).await?;
-    Ok(StatusCode::OK.into_response())
+    Ok((num("h")?, num("w")?))
 }
 
 /// `POST /containers/{id}/resize?h=&w=`.
@@ -220,13 +225,7 @@ pub async fn container_resize(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<Response, ApiError> {
-    let num = |k: &str| -> Result<u16, ApiError> {
-        q.get(k)
-            .map(|v| v.parse::<u16>())
-            .unwrap_or(Ok(0))
-            .map_err(|_| ApiError::bad_request(format!("invalid value for {k}")))
-    };
-    let (h, w) = (num("h")?, num("w")?);
+    let (h, w) = size_query(&q)?;
     engine.container_resize(&id, h, w).await?;
     Ok(StatusCode::OK.into_response())
 }

@@ -44,7 +44,7 @@ pub async fn attach_stream(
         path.push_str(&format!("&detachKeys={}", q(k)));
     }
     let conn = client.hijack(&path).await?;
-    let (mut rd, mut wr) = tokio::io::split(conn);
+    let (rd, mut wr) = tokio::io::split(conn);
     if stdin {
         let mut rx = super::tty::stdin_reader();
         tokio::spawn(async move {
@@ -59,32 +59,36 @@ pub async fn attach_stream(
     } else {
         std::mem::forget(wr);
     }
-    Ok(tokio::spawn(async move {
-        let mut out = tokio::io::stdout();
-        let mut err = tokio::io::stderr();
-        let mut dec = stdcopy::Decoder::default();
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            let n = match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if tty {
-                let _ = out.write_all(&buf[..n]).await;
-            } else {
-                dec.push(&buf[..n]);
-                while let Some((stream, data)) = dec.next_frame() {
-                    let _ = if stream == 2 {
-                        err.write_all(&data).await
-                    } else {
-                        out.write_all(&data).await
-                    };
-                }
+    Ok(tokio::spawn(copy_output(rd, tty)))
+}
+
+/// Copy a hijacked stream to our stdout/stderr until it ends: raw with a
+/// tty, demultiplexed (stdcopy) without.
+pub async fn copy_output<R: tokio::io::AsyncRead + Unpin>(mut rd: R, tty: bool) {
+    let mut out = tokio::io::stdout();
+    let mut err = tokio::io::stderr();
+    let mut dec = stdcopy::Decoder::default();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if tty {
+            let _ = out.write_all(&buf[..n]).await;
+        } else {
+            dec.push(&buf[..n]);
+            while let Some((stream, data)) = dec.next_frame() {
+                let _ = if stream == 2 {
+                    err.write_all(&data).await
+                } else {
+                    out.write_all(&data).await
+                };
             }
-            let _ = out.flush().await;
-            let _ = err.flush().await;
         }
-    }))
+        let _ = out.flush().await;
+        let _ = err.flush().await;
+    }
 }
 
 /// `berth attach CONTAINER`: exits with the container's exit code when it

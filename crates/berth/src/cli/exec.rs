@@ -1,11 +1,10 @@
 //! `berth exec`: run a command in a running container.
 
 use berth_api::client::{full, Client, ClientError};
-use berth_api::stdcopy;
 use clap::{ArgAction, Args};
 use hyper::Method;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::{q, CliResult, Failure};
 
@@ -103,7 +102,7 @@ pub async fn exec(client: &Client, a: ExecArgs) -> CliResult {
         .hijack(&format!("/exec/{id}/start"))
         .await
         .map_err(daemon_error)?;
-    let (mut rd, mut wr) = tokio::io::split(conn);
+    let (rd, mut wr) = tokio::io::split(conn);
     let raw = if tty {
         super::tty::RawMode::enter()
     } else {
@@ -137,30 +136,7 @@ pub async fn exec(client: &Client, a: ExecArgs) -> CliResult {
         // docker closes its side of stdin at once when not interactive.
         let _ = wr.shutdown().await;
     }
-    let mut out = tokio::io::stdout();
-    let mut err = tokio::io::stderr();
-    let mut dec = stdcopy::Decoder::default();
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if tty {
-            let _ = out.write_all(&buf[..n]).await;
-        } else {
-            dec.push(&buf[..n]);
-            while let Some((stream, data)) = dec.next_frame() {
-                let _ = if stream == 2 {
-                    err.write_all(&data).await
-                } else {
-                    out.write_all(&data).await
-                };
-            }
-        }
-        let _ = out.flush().await;
-        let _ = err.flush().await;
-    }
+    super::attach::copy_output(rd, tty).await;
     drop(raw);
     let info: Value = client
         .get_json(&format!("/exec/{id}/json"))
