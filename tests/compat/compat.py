@@ -69,9 +69,26 @@ def log(msg):
 
 # ---------------------------------------------------------------- ledger
 
-def load_ledger(path=LEDGER):
+def extra_files(dirname, ext):
+    """Per-area files (`scenarios.d/*.yaml`, `ledger.d/*.txt`), sorted."""
+    d = os.path.join(HERE, dirname)
+    if not os.path.isdir(d):
+        return []
+    return [os.path.join(d, f) for f in sorted(os.listdir(d)) if f.endswith(ext)]
+
+
+def load_ledger(path=None):
     """`name  pass` or `name  known-diff: reason`; `name@latest ...` for the
-    berth-only run at berth's newest API version (default: same as name)."""
+    berth-only run at berth's newest API version (default: same as name).
+    Read from ledger.txt and ledger.d/*.txt."""
+    led = {}
+    paths = [path] if path else [LEDGER] + extra_files("ledger.d", ".txt")
+    for path in paths:
+        led.update(_load_ledger_file(path))
+    return led
+
+
+def _load_ledger_file(path):
     led = {}
     with open(path) as f:
         for n, line in enumerate(f, 1):
@@ -553,8 +570,10 @@ def load_scenarios(only=None):
         import yaml
     except ImportError:
         raise SystemExit("compat: python3-yaml is required (apt-get install python3-yaml)")
-    with open(SCENARIOS) as f:
-        scs = yaml.safe_load(f)
+    scs = []
+    for path in [SCENARIOS] + extra_files("scenarios.d", ".yaml"):
+        with open(path) as f:
+            scs.extend(yaml.safe_load(f) or [])
     names = [s["name"] for s in scs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
