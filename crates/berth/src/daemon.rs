@@ -47,6 +47,21 @@ pub struct DaemonArgs {
     /// Set the logging level
     #[arg(short = 'l', long)]
     pub log_level: Option<String>,
+    /// Enable insecure registry communication
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Preferred registry mirror
+    #[arg(long = "registry-mirror")]
+    pub registry_mirrors: Vec<String>,
+    /// Set the max concurrent downloads
+    #[arg(long)]
+    pub max_concurrent_downloads: Option<usize>,
+    /// Set the max concurrent uploads
+    #[arg(long)]
+    pub max_concurrent_uploads: Option<usize>,
+    /// Directory of per-registry TLS files (<host:port>/ca.crt, client.cert, client.key)
+    #[arg(long, default_value = "/etc/berth/certs.d")]
+    pub certs_dir: PathBuf,
 }
 
 /// daemon.json, Docker's key names.
@@ -63,6 +78,10 @@ struct FileConfig {
     debug: Option<bool>,
     log_level: Option<String>,
     live_restore: Option<bool>,
+    insecure_registries: Vec<String>,
+    registry_mirrors: Vec<String>,
+    max_concurrent_downloads: Option<usize>,
+    max_concurrent_uploads: Option<usize>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -91,7 +110,7 @@ fn sibling_binary(name: &str) -> PathBuf {
 }
 
 fn run(args: DaemonArgs) -> Result<()> {
-    let file: FileConfig = match std::fs::read(&args.config_file) {
+    let mut file: FileConfig = match std::fs::read(&args.config_file) {
         Ok(data) => serde_json::from_slice(&data).with_context(|| {
             format!(
                 "unable to configure the daemon with file {}",
@@ -120,6 +139,19 @@ fn run(args: DaemonArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
+    let args_registry = (
+        args.insecure_registries.clone(),
+        args.registry_mirrors.clone(),
+        args.max_concurrent_downloads,
+        args.max_concurrent_uploads,
+        args.certs_dir.clone(),
+    );
+    let file_registry = (
+        std::mem::take(&mut file.insecure_registries),
+        std::mem::take(&mut file.registry_mirrors),
+        file.max_concurrent_downloads,
+        file.max_concurrent_uploads,
+    );
     let data_root = args
         .data_root
         .or(file.data_root)
@@ -163,6 +195,7 @@ fn run(args: DaemonArgs) -> Result<()> {
         runtime,
         bip: args.bip.or(file.bip),
         runtime_name: rt_name,
+        registry: registry_config(&args_registry, file_registry)?,
     };
     let pidfile = args
         .pidfile
@@ -247,4 +280,57 @@ fn write_pidfile(path: &Path) -> Result<std::fs::File> {
     f.set_len(0)?;
     writeln!(f, "{}", std::process::id())?;
     Ok(f)
+}
+
+type ArgsRegistry = (
+    Vec<String>,
+    Vec<String>,
+    Option<usize>,
+    Option<usize>,
+    PathBuf,
+);
+type FileRegistry = (Vec<String>, Vec<String>, Option<usize>, Option<usize>);
+
+/// Registry settings from flags and daemon.json (CFG: insecure-registries,
+/// registry-mirrors, max-concurrent-downloads/uploads). Like dockerd, a key
+/// given both ways is an error; lists from both are merged.
+fn registry_config(
+    args: &ArgsRegistry,
+    file: FileRegistry,
+) -> Result<berth_engine::images::RegistryConfig> {
+    let (a_insecure, a_mirrors, a_down, a_up, certs_dir) = args;
+    let (f_insecure, f_mirrors, f_down, f_up) = file;
+    for (flag, both) in [
+        (
+            "max-concurrent-downloads",
+            a_down.is_some() && f_down.is_some(),
+        ),
+        ("max-concurrent-uploads", a_up.is_some() && f_up.is_some()),
+    ] {
+        if both {
+            bail!("the following directives are specified both as a flag and in the configuration file: {flag}");
+        }
+    }
+    let mut mirrors = Vec::new();
+    for m in a_mirrors.iter().chain(f_mirrors.iter()) {
+        mirrors.push(berth_engine::images::validate_mirror(m).map_err(anyhow::Error::msg)?);
+    }
+    let mut insecure: Vec<String> = a_insecure
+        .iter()
+        .chain(f_insecure.iter())
+        .cloned()
+        .collect();
+    insecure.dedup();
+    let downloads = a_down.or(f_down).unwrap_or(3);
+    let uploads = a_up.or(f_up).unwrap_or(5);
+    if downloads == 0 || uploads == 0 {
+        bail!("invalid max concurrent downloads/uploads: must be at least 1");
+    }
+    Ok(berth_engine::images::RegistryConfig {
+        insecure_registries: insecure,
+        mirrors,
+        max_concurrent_downloads: downloads,
+        max_concurrent_uploads: uploads,
+        certs_dirs: vec![certs_dir.clone(), PathBuf::from("/etc/docker/certs.d")],
+    })
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+pub use berth_image::registry::validate_mirror;
 pub use berth_image::{Credentials, Progress, RegistryConfig};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -57,19 +58,22 @@ pub fn error_json(e: &Error) -> Value {
     json!({"errorDetail": {"message": m}, "error": m})
 }
 
-fn registry_config() -> RegistryConfig {
-    RegistryConfig {
-        insecure_registries: std::env::var("BERTH_INSECURE_REGISTRIES")
+impl Engine {
+    /// Registry settings; `BERTH_INSECURE_REGISTRIES=a,b` in berthd's
+    /// environment adds insecure registries (tests).
+    pub fn registry_config(&self) -> RegistryConfig {
+        let mut cfg = self.cfg.registry.clone();
+        for r in std::env::var("BERTH_INSECURE_REGISTRIES")
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
+        {
+            cfg.insecure_registries.push(r.to_string());
+        }
+        cfg
     }
-}
 
-impl Engine {
     fn progress_task(
         self: &Arc<Self>,
         op: impl FnOnce(
@@ -82,8 +86,8 @@ impl Engine {
     ) -> mpsc::UnboundedReceiver<StreamItem> {
         let (tx, rx) = mpsc::unbounded_channel();
         let images = self.images.clone();
+        let cfg = self.registry_config();
         tokio::task::spawn_blocking(move || {
-            let cfg = registry_config();
             let mut emit = |p: Progress| {
                 let _ = tx.send(StreamItem::Json(progress_json(&p)));
             };
@@ -137,12 +141,11 @@ impl Engine {
 
     /// `POST /auth`: check credentials against a registry.
     pub async fn registry_login(&self, server: String, creds: Credentials) -> Result<()> {
-        tokio::task::spawn_blocking(move || {
-            berth_image::registry::login(&registry_config(), &server, &creds)
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(Error::from)
+        let cfg = self.registry_config();
+        tokio::task::spawn_blocking(move || berth_image::registry::login(&cfg, &server, &creds))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(Error::from)
     }
 
     /// `DELETE /images/{name}?force=&noprune=` (IMG-12): untag a name, and

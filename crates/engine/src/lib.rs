@@ -49,6 +49,8 @@ pub struct Config {
     pub bip: Option<String>,
     /// Name of the default runtime, as `HostConfig.Runtime` shows it.
     pub runtime_name: String,
+    /// Registry settings: insecure registries, mirrors, concurrency, certs (CFG-xx).
+    pub registry: berth_image::RegistryConfig,
 }
 
 /// Output of a container, as delivered to attach clients.

@@ -41,9 +41,13 @@ pub enum Error {
     /// A registry refused the credentials (or none were given).
     #[error("{0}")]
     Unauthorized(String),
-    /// Any other registry / network failure.
+    /// Any other registry failure.
     #[error("{message}")]
     Registry { kind: ErrorKind, message: String },
+    /// The connection to a registry failed (refused, TLS, timeout): the
+    /// next endpoint may be tried.
+    #[error("{0}")]
+    Transport(String),
 }
 
 impl Error {
@@ -60,7 +64,13 @@ impl Error {
                 ErrorKind::Internal
             }
             Error::Registry { kind, .. } => *kind,
+            Error::Transport(_) => ErrorKind::Internal,
         }
+    }
+
+    /// A connection-level registry failure (see `Transport`).
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Error::Transport(_))
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {

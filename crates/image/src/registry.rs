@@ -89,13 +89,65 @@ impl Credentials {
     }
 }
 
-/// Daemon-wide registry settings.
+/// Daemon-wide registry settings (CFG: insecure-registries,
+/// registry-mirrors, max-concurrent-downloads/uploads, certs.d).
 #[derive(Debug, Clone, Default)]
 pub struct RegistryConfig {
-    /// `insecure-registries`: `host[:port]` entries reached over plain HTTP.
-    /// Loopback hosts (localhost, 127.0.0.0/8, ::1) are always insecure, as
-    /// in Docker.
+    /// `insecure-registries`: `host[:port]` entries or CIDRs, reached over
+    /// HTTPS without verification, then plain HTTP. Loopback hosts
+    /// (localhost, 127.0.0.0/8, ::1) are always insecure, as in Docker.
     pub insecure_registries: Vec<String>,
+    /// `registry-mirrors` (`scheme://host[:port]`) for docker.io pulls,
+    /// tried in order before the official registry.
+    pub mirrors: Vec<String>,
+    /// Layers downloaded at once per pull (0 = Docker's default, 3).
+    pub max_concurrent_downloads: usize,
+    /// Layers uploaded at once per push (0 = Docker's default, 5).
+    pub max_concurrent_uploads: usize,
+    /// Directories of `<host[:port]>/{ca.crt, client.cert, client.key}`,
+    /// like Docker's /etc/docker/certs.d.
+    pub certs_dirs: Vec<PathBuf>,
+}
+
+impl RegistryConfig {
+    pub fn downloads(&self) -> usize {
+        if self.max_concurrent_downloads == 0 {
+            3
+        } else {
+            self.max_concurrent_downloads
+        }
+    }
+
+    pub fn uploads(&self) -> usize {
+        if self.max_concurrent_uploads == 0 {
+            5
+        } else {
+            self.max_concurrent_uploads
+        }
+    }
+}
+
+/// Check a `registry-mirrors` entry like dockerd; returns it normalized
+/// (no trailing slash).
+pub fn validate_mirror(m: &str) -> std::result::Result<String, String> {
+    let (scheme, rest) = m
+        .split_once("://")
+        .ok_or_else(|| format!("invalid mirror: unsupported scheme \"\" in \"{m}\""))?;
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "invalid mirror: unsupported scheme \"{scheme}\" in \"{m}\""
+        ));
+    }
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        return Err(format!("invalid mirror: \"{m}\" is not a valid URI"));
+    }
+    if rest.contains(['/', '?', '#']) {
+        return Err(format!(
+            "invalid mirror: path, query, or fragment at end of the URI \"{m}\""
+        ));
+    }
+    Ok(format!("{scheme}://{rest}"))
 }
 
 /// A progress event, mapped 1:1 to Docker's JSON progress messages.
@@ -164,7 +216,40 @@ fn host_part(domain: &str) -> &str {
     domain.rsplit_once(':').map(|(h, _)| h).unwrap_or(domain)
 }
 
-/// Whether `domain` is reached over plain HTTP.
+fn in_cidr(host: &str, cidr: &str) -> bool {
+    let Some((net, bits)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(ip), Ok(net), Ok(bits)) = (
+        host.parse::<std::net::IpAddr>(),
+        net.parse::<std::net::IpAddr>(),
+        bits.parse::<u32>(),
+    ) else {
+        return false;
+    };
+    match (ip, net) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) if bits <= 32 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) if bits <= 128 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Whether `domain` is insecure: HTTPS without verification, then plain
+/// HTTP (Docker's order).
 pub fn is_insecure(cfg: &RegistryConfig, domain: &str) -> bool {
     let host = host_part(domain);
     if host == "localhost" || host == "::1" || host.starts_with("127.") {
@@ -172,33 +257,161 @@ pub fn is_insecure(cfg: &RegistryConfig, domain: &str) -> bool {
     }
     cfg.insecure_registries
         .iter()
-        .any(|r| r == domain || r == host)
+        .any(|r| r == domain || r == host || in_cidr(host, r))
 }
 
-/// The base URL of the registry API for `domain`.
-pub fn endpoint(cfg: &RegistryConfig, domain: &str) -> String {
+/// How one endpoint is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// HTTPS, verified against `ca.crt` files (or the built-in roots).
+    Verify,
+    /// HTTPS without verification (insecure registries).
+    SkipVerify,
+    /// Plain HTTP.
+    Plain,
+}
+
+/// One base URL to try for a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub base: String,
+    pub tls: Tls,
+    /// A registry mirror (pull only; failures fall back to the next).
+    pub mirror: bool,
+}
+
+/// The endpoints tried for `domain`, in order: mirrors (docker.io pulls
+/// only), then HTTPS, then (insecure registries) plain HTTP.
+pub fn endpoints(cfg: &RegistryConfig, domain: &str, pull: bool) -> Vec<Endpoint> {
+    let mut out = Vec::new();
     if domain == "docker.io" {
-        return "https://registry-1.docker.io".into();
+        if pull {
+            for m in &cfg.mirrors {
+                let host = m.split("://").nth(1).unwrap_or(m);
+                out.push(Endpoint {
+                    base: m.clone(),
+                    tls: if m.starts_with("http://") {
+                        Tls::Plain
+                    } else if is_insecure(cfg, host) {
+                        Tls::SkipVerify
+                    } else {
+                        Tls::Verify
+                    },
+                    mirror: true,
+                });
+            }
+        }
+        out.push(Endpoint {
+            base: "https://registry-1.docker.io".into(),
+            tls: Tls::Verify,
+            mirror: false,
+        });
+        return out;
     }
-    let scheme = if is_insecure(cfg, domain) {
-        "http"
+    if is_insecure(cfg, domain) {
+        out.push(Endpoint {
+            base: format!("https://{domain}"),
+            tls: Tls::SkipVerify,
+            mirror: false,
+        });
+        out.push(Endpoint {
+            base: format!("http://{domain}"),
+            tls: Tls::Plain,
+            mirror: false,
+        });
     } else {
-        "https"
-    };
-    format!("{scheme}://{domain}")
+        out.push(Endpoint {
+            base: format!("https://{domain}"),
+            tls: Tls::Verify,
+            mirror: false,
+        });
+    }
+    out
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// The first endpoint (for messages and tests).
+pub fn endpoint(cfg: &RegistryConfig, domain: &str) -> String {
+    endpoints(cfg, domain, false)
+        .into_iter()
+        .last()
+        .map(|e| e.base)
+        .unwrap_or_default()
+}
+
+/// TLS files for `host[:port]` from the certs dirs: CA certificates
+/// (`*.crt`) and a client pair (`*.cert` + `*.key`), as Docker reads them.
+fn tls_config(cfg: &RegistryConfig, ep: &Endpoint) -> Result<ureq::tls::TlsConfig> {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let mut b = TlsConfig::builder();
+    if ep.tls == Tls::SkipVerify {
+        b = b.disable_verification(true);
+    }
+    let hostport = ep.base.split("://").nth(1).unwrap_or("");
+    let mut roots: Vec<Certificate<'static>> = Vec::new();
+    let mut client: Option<ClientCert> = None;
+    for dir in &cfg.certs_dirs {
+        let d = dir.join(hostport);
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        let mut names: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        names.sort();
+        for p in &names {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let bad = |e: &dyn std::fmt::Display| {
+                reg_err(ErrorKind::Internal, format!("{}: {e}", p.display()))
+            };
+            match ext {
+                "crt" => {
+                    let pem = fs::read(p).ctx(|| format!("read {}", p.display()))?;
+                    for item in ureq::tls::parse_pem(&pem) {
+                        if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(&e))? {
+                            roots.push(c);
+                        }
+                    }
+                }
+                "cert" => {
+                    let key = p.with_extension("key");
+                    let cert_pem = fs::read(p).ctx(|| format!("read {}", p.display()))?;
+                    let key_pem = fs::read(&key).map_err(|_| {
+                        reg_err(
+                            ErrorKind::Internal,
+                            format!(
+                                "missing key {} for client certificate {}. CA certificates must use the extension .crt",
+                                key.file_name().unwrap_or_default().to_string_lossy(),
+                                p.file_name().unwrap_or_default().to_string_lossy()
+                            ),
+                        )
+                    })?;
+                    let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&cert_pem)
+                        .filter_map(|i| match i {
+                            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                            _ => None,
+                        })
+                        .collect();
+                    let key = PrivateKey::from_pem(&key_pem).map_err(|e| bad(&e))?;
+                    client = Some(ClientCert::new_with_certs(&certs, key));
+                }
+                _ => {}
+            }
+        }
+    }
+    if !roots.is_empty() {
+        b = b.root_certs(RootCerts::new_with_certs(&roots));
+    }
+    Ok(b.client_cert(client).build())
+}
+
+fn agent(cfg: &RegistryConfig, ep: &Endpoint) -> Result<ureq::Agent> {
+    let mut b = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(15)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
-        .user_agent(format!("berth/{}", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+        .user_agent(format!("berth/{}", env!("CARGO_PKG_VERSION")));
+    if ep.tls != Tls::Plain {
+        b = b.tls_config(tls_config(cfg, ep)?);
+    }
+    Ok(b.build().into())
 }
 
-/// Parse `Bearer realm="..",service="..",scope=".."` / `Basic realm=".."`.
 fn parse_challenge(h: &str) -> (String, Vec<(String, String)>) {
     let h = h.trim();
     let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
@@ -264,8 +477,8 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Ping `/v2/`, follow a Basic or Bearer challenge for `actions`
-    /// ("pull" or "pull,push").
+    /// Ping `/v2/` on the first endpoint that answers, follow a Basic or
+    /// Bearer challenge for `actions` ("pull" or "pull,push").
     pub(crate) fn open(
         cfg: &RegistryConfig,
         domain: &str,
@@ -273,9 +486,33 @@ impl Session {
         creds: Option<&Credentials>,
         actions: &str,
     ) -> Result<Session> {
+        let eps: Vec<Endpoint> = endpoints(cfg, domain, false);
+        let mut last = None;
+        for (i, ep) in eps.iter().enumerate() {
+            match Session::open_endpoint(cfg, ep, domain, path, creds, actions) {
+                Ok(s) => return Ok(s),
+                // Docker falls back (HTTPS → HTTP) only when the transport failed.
+                Err(e) if i + 1 < eps.len() && e.is_transport() => {
+                    tracing::debug!(endpoint = %ep.base, error = %e, "registry endpoint failed, trying next");
+                    last = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| reg_err(ErrorKind::Internal, "no registry endpoint")))
+    }
+
+    pub(crate) fn open_endpoint(
+        cfg: &RegistryConfig,
+        ep: &Endpoint,
+        domain: &str,
+        path: &str,
+        creds: Option<&Credentials>,
+        actions: &str,
+    ) -> Result<Session> {
         let mut s = Session {
-            agent: agent(),
-            base: endpoint(cfg, domain),
+            agent: agent(cfg, ep)?,
+            base: ep.base.clone(),
             domain: domain.to_string(),
             path: path.to_string(),
             auth: None,
@@ -302,7 +539,27 @@ impl Session {
         } else {
             text
         };
-        reg_err(ErrorKind::Internal, format!("{method} \"{url}\": {detail}"))
+        Error::Transport(format!("{method} \"{url}\": {detail}"))
+    }
+
+    /// `docker login`: the registry's endpoints in order until one answers.
+    fn open_login(cfg: &RegistryConfig, domain: &str, creds: &Credentials) -> Result<()> {
+        let eps = endpoints(cfg, domain, false);
+        let mut last = None;
+        for ep in &eps {
+            let mut s = Session {
+                agent: agent(cfg, ep)?,
+                base: ep.base.clone(),
+                domain: domain.to_string(),
+                path: String::new(),
+                auth: None,
+            };
+            match s.authenticate(Some(creds), None) {
+                Err(e) if e.is_transport() => last = Some(e),
+                r => return r,
+            }
+        }
+        Err(last.unwrap_or_else(|| reg_err(ErrorKind::Internal, "no registry endpoint")))
     }
 
     pub(crate) fn authenticate(
@@ -443,6 +700,18 @@ impl Session {
 
     fn url(&self, tail: &str) -> String {
         format!("{}/v2/{}/{}", self.base, self.path, tail)
+    }
+
+    /// GET `<base><path_and_query>` with this session's auth (search.rs).
+    pub(crate) fn get_raw(&self, path_and_query: &str) -> Result<(u16, Vec<u8>)> {
+        let url = format!("{}{}", self.base, path_and_query);
+        let mut resp = self.get(&url, Some("application/json"))?;
+        let st = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .read_to_vec()
+            .map_err(|e| self.url_err("Get", &url, e))?;
+        Ok((st, body))
     }
 
     fn absolute(&self, location: &str) -> String {
@@ -673,14 +942,7 @@ fn urlencode(s: &str) -> String {
 /// Check credentials against a registry (`docker login`, `POST /auth`).
 pub fn login(cfg: &RegistryConfig, server: &str, creds: &Credentials) -> Result<()> {
     let domain = normalize_server(server);
-    let mut s = Session {
-        agent: agent(),
-        base: endpoint(cfg, &domain),
-        domain: domain.clone(),
-        path: String::new(),
-        auth: None,
-    };
-    s.authenticate(Some(creds), None)
+    Session::open_login(cfg, &domain, creds)
 }
 
 /// `https://index.docker.io/v1/` → `docker.io`; strips scheme and path.
@@ -748,11 +1010,15 @@ struct BlobReader<'a> {
     id: String,
     total: u64,
     last: u64,
+    abort: &'a std::sync::atomic::AtomicBool,
     progress: &'a mut dyn FnMut(Progress),
 }
 
 impl Read for BlobReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.abort.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(io::Error::other("pull aborted"));
+        }
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.file.write_all(&buf[..n])?;
@@ -817,7 +1083,191 @@ impl Drop for Cleanup {
     }
 }
 
+/// A layer downloaded, verified and unpacked into a temp dir.
+struct Fetched {
+    diff: String,
+    size: u64,
+    dir: crate::util::TempDir,
+    blob_tmp: PathBuf,
+    count: u64,
+}
+
+enum FetchMsg {
+    Progress(Progress),
+    Done(usize, Result<Fetched>),
+}
+
+/// Layers being fetched by pulls in this process, keyed by store root and
+/// chain id.
+static INFLIGHT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static INFLIGHT_DONE: std::sync::Condvar = std::sync::Condvar::new();
+
+/// Claimed layers; released (and waiters woken) on drop.
+struct Claims(Vec<String>);
+
+impl Drop for Claims {
+    fn drop(&mut self) {
+        let mut g = INFLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        g.retain(|k| !self.0.contains(k));
+        INFLIGHT_DONE.notify_all();
+    }
+}
+
+/// Claim all of `chains` at once (all or nothing, so two pulls never wait
+/// on each other); `waiting` runs once if another pull holds one of them.
+fn claim_layers(root: &std::path::Path, chains: &[String], waiting: &mut dyn FnMut()) -> Claims {
+    let keys: Vec<String> = chains
+        .iter()
+        .map(|c| format!("{}\0{c}", root.display()))
+        .collect();
+    let mut g = INFLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut told = false;
+    while keys.iter().any(|k| g.contains(k)) {
+        if !told {
+            waiting();
+            told = true;
+        }
+        g = INFLIGHT_DONE.wait(g).unwrap_or_else(|e| e.into_inner());
+    }
+    g.extend(keys.iter().cloned());
+    Claims(keys)
+}
+
+/// Open a pull session and fetch the top manifest: mirrors first (docker.io,
+/// REG: registry-mirrors), falling back to the next endpoint when a mirror
+/// fails in any way or an endpoint cannot be reached.
+fn open_for_pull(
+    cfg: &RegistryConfig,
+    domain: &str,
+    path: &str,
+    creds: Option<&Credentials>,
+    want: &str,
+    display: &str,
+) -> Result<(Session, Vec<u8>, String, String)> {
+    let eps = endpoints(cfg, domain, true);
+    let mut last = None;
+    for (i, ep) in eps.iter().enumerate() {
+        let more = i + 1 < eps.len();
+        // A mirror gets no credentials of docker.io.
+        let c = if ep.mirror { None } else { creds };
+        let got = Session::open_endpoint(cfg, ep, domain, path, c, "pull").and_then(|s| {
+            let (b, m, d) = s.manifest(want, display)?;
+            Ok((s, b, m, d))
+        });
+        match got {
+            Ok(v) => {
+                if ep.mirror {
+                    tracing::info!(mirror = %ep.base, %path, "pulling from mirror");
+                }
+                return Ok(v);
+            }
+            Err(e) if more && (ep.mirror || e.is_transport()) => {
+                tracing::info!(endpoint = %ep.base, error = %e, "registry endpoint failed, trying next");
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| reg_err(ErrorKind::Internal, "no registry endpoint")))
+}
+
 impl ImageStore {
+    /// Download one layer blob: stream → sha256 + temp blob file → decompress
+    /// → diff id → safe unpack into a temp dir; verified against the
+    /// manifest (digest, size) and the config (diff id).
+    fn fetch_layer(
+        &self,
+        session: &Session,
+        l: &Descriptor,
+        want_diff: &str,
+        abort: &std::sync::atomic::AtomicBool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Fetched> {
+        let sid = short(&l.digest);
+        let stream = session.blob_stream(&l.digest)?;
+        // Never read more than the manifest promised (plus one byte, to
+        // notice a longer blob).
+        let stream: Box<dyn Read + Send> = if l.size > 0 {
+            Box::new(stream.take(l.size + 1))
+        } else {
+            stream
+        };
+        let tmpf = self
+            .root()
+            .join("tmp")
+            .join(format!("blob-{}", unique_suffix()));
+        let remove_tmp = |e: Error| {
+            let _ = fs::remove_file(&tmpf);
+            e
+        };
+        let file = fs::File::create(&tmpf).ctx(|| format!("create {}", tmpf.display()))?;
+        let mut br = BlobReader {
+            inner: stream,
+            hasher: Sha256::new(),
+            count: 0,
+            file,
+            id: sid.clone(),
+            total: l.size,
+            last: 0,
+            abort,
+            progress: &mut *progress,
+        };
+        let (diff, dsize, tmpdir) = self
+            .extract_layer(&mut br)
+            .map_err(|e| match e {
+                Error::InvalidArchive(m) | Error::Io { context: m, .. } => reg_err(
+                    ErrorKind::InvalidArgument,
+                    format!("layer {}: {m}", l.digest),
+                ),
+                e => e,
+            })
+            .map_err(remove_tmp)?;
+        let rest = io::copy(&mut br, &mut io::sink()).map_err(|e| {
+            reg_err(
+                ErrorKind::Internal,
+                format!("reading layer {}: {e}", l.digest),
+            )
+        });
+        rest.map_err(remove_tmp)?;
+        let got = format!("sha256:{}", hex::encode(br.hasher.clone().finalize()));
+        let count = br.count;
+        br.file
+            .sync_all()
+            .ctx(|| "sync blob".into())
+            .map_err(remove_tmp)?;
+        drop(br);
+        progress(status(Some(&sid), "Verifying Checksum"));
+        if got != l.digest || (l.size != 0 && count != l.size) {
+            return Err(remove_tmp(reg_err(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "filesystem layer verification failed for digest {}",
+                    l.digest
+                ),
+            )));
+        }
+        progress(status(Some(&sid), "Download complete"));
+        if diff != want_diff {
+            return Err(remove_tmp(Error::archive(format!(
+                "layer {} has diff id {diff}, the image config expects {want_diff}",
+                l.digest
+            ))));
+        }
+        progress(Progress::Bytes {
+            id: sid.clone(),
+            status: "Extracting".into(),
+            current: count,
+            total: Some(l.size.max(count)),
+        });
+        Ok(Fetched {
+            diff,
+            size: dsize,
+            dir: tmpdir,
+            blob_tmp: tmpf,
+            count,
+        })
+    }
+
     /// `docker pull` (IMG-09/10): by tag (default `latest`) or digest.
     pub fn pull(
         &self,
@@ -838,8 +1288,8 @@ impl ImageStore {
         } else {
             format!("{}:{}", r.name, want)
         };
-        let session = Session::open(cfg, &domain, &path, creds, "pull")?;
-        let (mut body, mut mt, top_digest) = session.manifest(&want, &display)?;
+        let (session, mut body, mut mt, top_digest) =
+            open_for_pull(cfg, &domain, &path, creds, &want, &display)?;
         if mt == MT_DOCKER_LIST || mt == MT_OCI_INDEX {
             let idx: Index = serde_json::from_slice(&body)
                 .map_err(|e| reg_err(ErrorKind::Internal, format!("invalid manifest list: {e}")))?;
@@ -905,6 +1355,7 @@ impl ImageStore {
             let ok = l.media_type.is_empty()
                 || l.media_type.ends_with("tar.gzip")
                 || l.media_type.ends_with("tar+gzip")
+                || l.media_type.ends_with("tar+zstd")
                 || l.media_type.ends_with(".tar")
                 || l.media_type.ends_with("diff.tar");
             if !ok {
@@ -921,7 +1372,6 @@ impl ImageStore {
         };
         let repo_digest = format!("{}@{}", r.name, top_digest);
 
-        let _w = self.lock_writes();
         let already = self.resolve(&id).ok();
         let chains = chain_ids(&diff_ids);
         let mut present = Vec::new();
@@ -941,89 +1391,133 @@ impl ImageStore {
             };
             progress(status(Some(&short(&l.digest)), st));
         }
+        // Concurrent pulls (REG: concurrent downloads): claim every missing
+        // layer before downloading; a pull that needs a layer another pull
+        // is fetching waits for it, so each blob is downloaded once.
+        let missing: Vec<String> = chains
+            .iter()
+            .zip(&present)
+            .filter(|(_, p)| !**p)
+            .map(|(c, _)| c.clone())
+            .collect();
+        let _claims = claim_layers(self.root(), &missing, &mut || {
+            for (i, l) in manifest.layers.iter().enumerate() {
+                if !present[i] {
+                    progress(status(Some(&short(&l.digest)), "Waiting"));
+                }
+            }
+        });
+        for (i, c) in chains.iter().enumerate() {
+            if !present[i] && self.existing_layer(c)?.is_some() {
+                present[i] = true;
+                progress(status(
+                    Some(&short(&manifest.layers[i].digest)),
+                    "Already exists",
+                ));
+            }
+        }
         let mut cleanup = Cleanup {
             files: Vec::new(),
             dirs: Vec::new(),
             armed: true,
         };
+        // One job per distinct missing layer, downloaded in parallel
+        // (max-concurrent-downloads), each streamed once into its own temp dir.
+        let mut jobs: Vec<usize> = Vec::new();
+        for i in 0..manifest.layers.len() {
+            if !present[i] && !jobs.iter().any(|j| chains[*j] == chains[i]) {
+                jobs.push(i);
+            }
+        }
+        let mut fetched: Vec<Option<Fetched>> = (0..manifest.layers.len()).map(|_| None).collect();
+        if !jobs.is_empty() {
+            let workers = cfg.downloads().min(jobs.len());
+            let queue = std::sync::Mutex::new(
+                jobs.iter()
+                    .copied()
+                    .collect::<std::collections::VecDeque<_>>(),
+            );
+            let abort = std::sync::atomic::AtomicBool::new(false);
+            let (tx, rx) = std::sync::mpsc::channel::<FetchMsg>();
+            let mut first_err: Option<Error> = None;
+            std::thread::scope(|sc| {
+                for _ in 0..workers {
+                    let tx = tx.clone();
+                    let (queue, abort, session, layers, diff_ids) =
+                        (&queue, &abort, &session, &manifest.layers, &diff_ids);
+                    sc.spawn(move || loop {
+                        if abort.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let Some(i) = queue.lock().unwrap().pop_front() else {
+                            break;
+                        };
+                        let mut emit = |p: Progress| {
+                            let _ = tx.send(FetchMsg::Progress(p));
+                        };
+                        let r =
+                            self.fetch_layer(session, &layers[i], &diff_ids[i], abort, &mut emit);
+                        let _ = tx.send(FetchMsg::Done(i, r));
+                    });
+                }
+                drop(tx);
+                for msg in rx {
+                    match msg {
+                        FetchMsg::Progress(p) => progress(p),
+                        FetchMsg::Done(i, Ok(f)) => {
+                            cleanup.files.push(f.blob_tmp.clone());
+                            fetched[i] = Some(f);
+                        }
+                        FetchMsg::Done(_, Err(e)) => {
+                            abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                            if first_err.is_none() {
+                                first_err = Some(e);
+                            }
+                        }
+                    }
+                }
+            });
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+        }
+
+        // Place and register under the store's write lock.
+        let _w = self.lock_writes();
         let mut new_layers: Vec<NewLayer> = Vec::new();
         let mut blobs: Vec<(String, String, u64, String)> = Vec::new();
         let mut size = 0u64;
         for (i, l) in manifest.layers.iter().enumerate() {
             let chain = &chains[i];
-            if present[i] {
-                size += self.existing_layer(chain)?.unwrap_or(0);
-                continue;
-            }
             if let Some(nl) = new_layers.iter().find(|n| &n.chain_id == chain) {
                 size += nl.size;
                 continue;
             }
-            let sid = short(&l.digest);
-            let stream = session.blob_stream(&l.digest)?;
-            let tmpf = self
-                .root()
-                .join("tmp")
-                .join(format!("blob-{}", unique_suffix()));
-            cleanup.files.push(tmpf.clone());
-            let file = fs::File::create(&tmpf).ctx(|| format!("create {}", tmpf.display()))?;
-            let mut br = BlobReader {
-                inner: stream,
-                hasher: Sha256::new(),
-                count: 0,
-                file,
-                id: sid.clone(),
-                total: l.size,
-                last: 0,
-                progress: &mut *progress,
+            let Some(f) = fetched[i].take() else {
+                // Present before the download; it must still be there.
+                let s = self.existing_layer(chain)?.ok_or_else(|| {
+                    reg_err(
+                        ErrorKind::Conflict,
+                        format!("layer {} was removed during the pull; pull again", l.digest),
+                    )
+                })?;
+                size += s;
+                continue;
             };
-            let (diff, dsize, tmpdir) = self.extract_layer(&mut br).map_err(|e| match e {
-                Error::InvalidArchive(m) | Error::Io { context: m, .. } => reg_err(
-                    ErrorKind::InvalidArgument,
-                    format!("layer {}: {m}", l.digest),
-                ),
-                e => e,
-            })?;
-            io::copy(&mut br, &mut io::sink()).map_err(|e| {
-                reg_err(
-                    ErrorKind::Internal,
-                    format!("reading layer {}: {e}", l.digest),
-                )
-            })?;
-            let got = format!("sha256:{}", hex::encode(br.hasher.clone().finalize()));
-            let count = br.count;
-            br.file.sync_all().ctx(|| "sync blob".into())?;
-            drop(br);
-            progress(status(Some(&sid), "Verifying Checksum"));
-            if got != l.digest || (l.size != 0 && count != l.size) {
-                return Err(reg_err(
-                    ErrorKind::InvalidArgument,
-                    format!(
-                        "filesystem layer verification failed for digest {}",
-                        l.digest
-                    ),
-                ));
+            let sid = short(&l.digest);
+            if let Some(s) = self.existing_layer(chain)? {
+                // Registered meanwhile (a load or import): keep that copy.
+                size += s;
+                progress(status(Some(&sid), "Pull complete"));
+                continue;
             }
-            progress(status(Some(&sid), "Download complete"));
-            if diff != diff_ids[i] {
-                return Err(Error::archive(format!(
-                    "layer {} has diff id {diff}, the image config expects {}",
-                    l.digest, diff_ids[i]
-                )));
-            }
-            progress(Progress::Bytes {
-                id: sid.clone(),
-                status: "Extracting".into(),
-                current: count,
-                total: Some(l.size.max(count)),
-            });
-            if let Some(dir) = self.place_new_layer(tmpdir, chain)? {
+            if let Some(dir) = self.place_new_layer(f.dir, chain)? {
                 cleanup.dirs.push(dir.clone());
                 new_layers.push(NewLayer {
                     chain_id: chain.clone(),
-                    diff_id: diff.clone(),
+                    diff_id: f.diff.clone(),
                     parent: i.checked_sub(1).map(|p| chains[p].clone()),
-                    size: dsize,
+                    size: f.size,
                     dir,
                 });
             }
@@ -1032,11 +1526,12 @@ impl ImageStore {
             } else {
                 l.media_type.clone()
             };
-            blobs.push((diff.clone(), l.digest.clone(), count, mt));
+            blobs.push((f.diff.clone(), l.digest.clone(), f.count, mt));
             let final_blob = self.blob_file(&l.digest);
-            fs::rename(&tmpf, &final_blob).ctx(|| format!("rename {}", final_blob.display()))?;
+            fs::rename(&f.blob_tmp, &final_blob)
+                .ctx(|| format!("rename {}", final_blob.display()))?;
             cleanup.files.push(final_blob);
-            size += dsize;
+            size += f.size;
             progress(status(Some(&sid), "Pull complete"));
         }
         let cfg_path = self.blob_file(&id);

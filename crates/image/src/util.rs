@@ -87,19 +87,30 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Wrap `r` in a gzip decoder if it starts with the gzip magic.
+/// Wrap `r` in a gzip or zstd decoder if it starts with that magic.
 pub(crate) fn maybe_gunzip<'a, R: Read + 'a>(r: R) -> io::Result<Box<dyn Read + 'a>> {
     let mut br = BufReader::with_capacity(256 * 1024, r);
     let head = br.fill_buf()?;
     if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
         Ok(Box::new(GzipErrors(flate2::read::MultiGzDecoder::new(br))))
     } else if head.len() >= 4 && head[..4] == [0x28, 0xb5, 0x2f, 0xfd] {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "zstd-compressed archives are not supported",
-        ))
+        // IMG-09: zstd layers (application/vnd.oci.image.layer.v1.tar+zstd).
+        Ok(Box::new(ZstdErrors(
+            zstd::stream::read::Decoder::with_buffer(br)?,
+        )))
     } else {
         Ok(Box::new(br))
+    }
+}
+
+/// Prefix decoder errors with "zstd: ".
+struct ZstdErrors<R>(R);
+
+impl<R: Read> Read for ZstdErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))
     }
 }
 
@@ -153,5 +164,42 @@ impl Drop for TempDir {
                 tracing::warn!(path = %p.display(), error = %e, "removing temp dir");
             }
         }
+    }
+}
+
+/// Writer that hashes (sha256) and counts everything written through it.
+pub(crate) struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// ("sha256:<hex>", bytes written).
+    pub(crate) fn finish(self) -> (String, u64) {
+        (
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.count,
+        )
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
