@@ -748,12 +748,24 @@ impl Session {
     fn fail(&self, what: &str, url: &str, mut resp: Resp) -> Error {
         let st = resp.status().as_u16();
         let body = resp.body_mut().read_to_vec().unwrap_or_default();
-        let detail = error_body(&body).unwrap_or_else(|| format!("unexpected status {st}"));
+        let detail = error_body(&body).unwrap_or_else(|| match st {
+            // HEAD answers have no body; the registry's words for them.
+            401 => "unauthorized: authentication required".into(),
+            403 => "denied: requested access to the resource is denied".into(),
+            _ => format!("unexpected status {st}"),
+        });
         let kind = match st {
             404 => ErrorKind::NotFound,
             _ => ErrorKind::Internal,
         };
         if st == 401 || st == 403 {
+            if let Some(name) = what.strip_prefix("manifest for ") {
+                // moby's wording for a refused pull.
+                let name = familiar_name(name);
+                return Error::Unauthorized(format!(
+                    "pull access denied for {name}, repository does not exist or may require 'docker login': {detail}"
+                ));
+            }
             return Error::Unauthorized(format!("{what}: \"{url}\": {detail}"));
         }
         if st == 404 && what.starts_with("manifest") {
@@ -926,6 +938,15 @@ impl Session {
     }
 }
 
+/// `name:tag` / `name@digest` → `name`.
+fn familiar_name(r: &str) -> &str {
+    let r = r.split('@').next().unwrap_or(r);
+    match r.rfind(':') {
+        Some(i) if !r[i..].contains('/') => &r[..i],
+        _ => r,
+    }
+}
+
 fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -974,6 +995,44 @@ struct Platform {
     architecture: String,
     #[serde(default)]
     os: String,
+    #[serde(default)]
+    variant: String,
+}
+
+/// `--platform` (`os[/arch[/variant]]`, or just an architecture) as
+/// (os, architecture, variant), with Docker's architecture aliases.
+pub fn parse_platform(p: Option<&str>) -> Result<(String, String, String)> {
+    let norm_arch = |a: &str| match a {
+        "x86_64" | "x86-64" => "amd64".to_string(),
+        "aarch64" => "arm64".to_string(),
+        "i386" | "i686" => "386".to_string(),
+        other => other.to_string(),
+    };
+    let Some(p) = p.filter(|p| !p.is_empty()) else {
+        return Ok(("linux".into(), host_arch().to_string(), String::new()));
+    };
+    let parts: Vec<String> = p
+        .to_ascii_lowercase()
+        .split('/')
+        .map(String::from)
+        .collect();
+    let bad = || {
+        reg_err(
+            ErrorKind::InvalidArgument,
+            format!("\"{p}\": unknown operating system or architecture: invalid argument"),
+        )
+    };
+    match parts.as_slice() {
+        [one] if one == "linux" => Ok(("linux".into(), host_arch().to_string(), String::new())),
+        [one] if !one.is_empty() => Ok(("linux".into(), norm_arch(one), String::new())),
+        [os, arch] if !os.is_empty() && !arch.is_empty() => {
+            Ok((os.clone(), norm_arch(arch), String::new()))
+        }
+        [os, arch, v] if !os.is_empty() && !arch.is_empty() => {
+            Ok((os.clone(), norm_arch(arch), v.clone()))
+        }
+        _ => Err(bad()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -1276,6 +1335,19 @@ impl ImageStore {
         cfg: &RegistryConfig,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<PullResult> {
+        self.pull_platform(reference, None, creds, cfg, progress)
+    }
+
+    /// `docker pull --platform`: a manifest list / index entry for
+    /// `platform` (default: linux and the host's architecture).
+    pub fn pull_platform(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        creds: Option<&Credentials>,
+        cfg: &RegistryConfig,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PullResult> {
         let r = parse_reference(reference)?;
         let (domain, path) = split_name(&r.name);
         let want = match (&r.digest, &r.tag) {
@@ -1293,21 +1365,35 @@ impl ImageStore {
         if mt == MT_DOCKER_LIST || mt == MT_OCI_INDEX {
             let idx: Index = serde_json::from_slice(&body)
                 .map_err(|e| reg_err(ErrorKind::Internal, format!("invalid manifest list: {e}")))?;
-            let arch = host_arch();
+            let (os, arch, variant) = parse_platform(platform)?;
+            // An exact variant first, then any variant of the architecture.
+            let matches = |m: &&Descriptor, exact: bool| {
+                m.platform.as_ref().is_some_and(|p| {
+                    p.os == os
+                        && p.architecture == arch
+                        && (!exact || variant.is_empty() || p.variant == variant)
+                })
+            };
+            let shown = if variant.is_empty() {
+                format!("{os}/{arch}")
+            } else {
+                format!("{os}/{arch}/{variant}")
+            };
             let pick = idx
                 .manifests
                 .iter()
-                .find(|m| {
-                    m.platform
-                        .as_ref()
-                        .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+                .find(|m| matches(m, true))
+                .or_else(|| {
+                    if variant.is_empty() {
+                        None
+                    } else {
+                        idx.manifests.iter().find(|m| matches(m, false))
+                    }
                 })
                 .ok_or_else(|| {
                     reg_err(
                         ErrorKind::NotFound,
-                        format!(
-                            "no matching manifest for linux/{arch} in the manifest list entries"
-                        ),
+                        format!("no matching manifest for {shown} in the manifest list entries"),
                     )
                 })?;
             if !valid_digest(&pick.digest) {
