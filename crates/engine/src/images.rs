@@ -104,10 +104,11 @@ impl Engine {
         self: &Arc<Self>,
         reference: String,
         creds: Option<Credentials>,
+        platform: Option<String>,
     ) -> mpsc::UnboundedReceiver<StreamItem> {
         self.progress_task(move |store, cfg, emit| {
             store
-                .pull(&reference, creds.as_ref(), cfg, emit)
+                .pull_platform(&reference, platform.as_deref(), creds.as_ref(), cfg, emit)
                 .map(|_| ())
         })
     }
@@ -168,6 +169,12 @@ impl Engine {
             .filter(|c| c.image_id == rec.id)
             .map(|c| (c.id.clone(), c.state == "running" || c.state == "paused"))
             .collect();
+        let children = {
+            let (i2, id) = (images.clone(), rec.id.clone());
+            tokio::task::spawn_blocking(move || i2.children_of(&id))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??
+        };
         let hex = name.trim_start_matches("sha256:");
         let by_id = !hex.is_empty()
             && hex.bytes().all(|b| b.is_ascii_hexdigit())
@@ -202,7 +209,7 @@ impl Engine {
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??;
             out.push(json!({"Untagged": tag}));
-            if rec.repo_tags.len() > 1 || !users.is_empty() {
+            if rec.repo_tags.len() > 1 || !users.is_empty() || !children.is_empty() {
                 // The repository's digest goes with its last tag (dockerd).
                 let repo = tag
                     .rsplit_once(':')
@@ -224,6 +231,12 @@ impl Engine {
                 return Ok(out);
             }
         } else {
+            if !children.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+                    short(&rec.id)
+                )));
+            }
             if let Some((cid, running)) = users.first() {
                 if *running || !force {
                     return Err(Error::Conflict(format!(
@@ -261,10 +274,12 @@ impl Engine {
             out.push(json!({"Untagged": d}));
         }
         let id = rec.id.clone();
-        tokio::task::spawn_blocking(move || images.delete(&id))
+        let layers = tokio::task::spawn_blocking(move || images.delete(&id))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         out.push(json!({"Deleted": rec.id}));
+        // dockerd also lists the layers it released (chain ids, top first).
+        out.extend(layers.into_iter().map(|l| json!({"Deleted": l})));
         Ok(out)
     }
 }

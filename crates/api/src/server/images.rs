@@ -164,6 +164,8 @@ pub async fn list(
     let mut query = ImageListQuery {
         legacy_virtual_size: !v.at_least(1, 44),
         null_empty_collections: !v.at_least(1, 42),
+        none_placeholders: !v.at_least(1, 43),
+        all: truthy(&q.get("all").cloned()),
         ..Default::default()
     };
     if let Some(f) = q.get("filters").filter(|f| !f.is_empty()) {
@@ -172,6 +174,11 @@ pub async fn list(
             match key.as_str() {
                 "reference" => query.references.extend(values),
                 "dangling" => query.dangling = values.first().map(|v| v == "true" || v == "1"),
+                "label" => query.labels.extend(
+                    values.iter().map(|v| berth_engine::image_cmds::LabelFilter::parse(v, false)),
+                ),
+                "before" => query.before = values.into_iter().next(),
+                "since" => query.since = values.into_iter().next(),
                 other => {
                     return Err(ApiError::bad_request(format!("invalid filter '{other}'")));
                 }
@@ -212,6 +219,12 @@ pub async fn get_by_name(
     Extension(v): Extension<ApiVersion>,
     Path(rest): Path<String>,
 ) -> Result<Response, ApiError> {
+    if let Some(name) = rest.strip_suffix("/history") {
+        return super::image_more::history(engine, name).await;
+    }
+    if let Some(name) = rest.strip_suffix("/get") {
+        return super::image_more::save(engine, vec![name.to_string()]).await;
+    }
     match rest.strip_suffix("/json") {
         Some(name) => {
             Ok(Json(engine.inspect_image(name, !v.at_least(1, 44)).await?).into_response())
@@ -250,6 +263,7 @@ pub struct CreateQuery {
     repo: Option<String>,
     tag: Option<String>,
     message: Option<String>,
+    platform: Option<String>,
 }
 
 /// `POST /images/create`: `fromSrc=-` imports the body; `fromImage` (pull)
@@ -292,17 +306,33 @@ pub async fn create(
                 .await?;
             Ok(json_lines(vec![json!({"status": id})]))
         }
-        (Some(src), _) => Err(ApiError::from_kind(
-            berth_types::ErrorKind::Unimplemented,
-            format!("importing from a URL ({src}) is not supported yet"),
-        )),
+        (Some(src), _) => {
+            // IMG-17: a URL the daemon downloads (docker sends fromSrc=<url>).
+            let url = if src.contains("://") {
+                src.to_string()
+            } else {
+                format!("http://{src}")
+            };
+            let reference = match (
+                q.repo.filter(|r| !r.is_empty()),
+                q.tag.filter(|t| !t.is_empty()),
+            ) {
+                (Some(r), Some(t)) => Some(format!("{r}:{t}")),
+                (Some(r), None) => Some(r),
+                _ => None,
+            };
+            let id = engine
+                .import_image_url(url, reference, q.message, changes)
+                .await?;
+            Ok(json_lines(vec![json!({"status": id})]))
+        }
         (None, Some(image)) => {
             let reference = match q.tag.as_deref().filter(|t| !t.is_empty()) {
                 Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
                 Some(t) => format!("{image}:{t}"),
                 None => image.to_string(),
             };
-            let rx = engine.pull_image(reference, registry_auth(&headers));
+            let rx = engine.pull_image(reference, registry_auth(&headers), q.platform.clone());
             progress_response(rx).await
         }
         (None, None) => Err(ApiError::bad_request("fromImage or fromSrc is required")),

@@ -1,84 +1,11 @@
 //! `images`, `load`, `import` (IMG-xx, SAMPLE-02, SAMPLE-17).
 
 use berth_api::client::{reader, Client};
-use berth_types::api::ImageSummary;
 use clap::Args;
 use http_body_util::BodyExt;
 use hyper::Method;
 
 use super::{q, CliResult, Failure};
-use crate::format::{ago, human_size, table};
-
-#[derive(Args, Debug)]
-pub struct ImagesArgs {
-    /// Show all images (default hides intermediate images)
-    #[arg(short = 'a', long)]
-    all: bool,
-    /// Only show image IDs
-    #[arg(short = 'q', long)]
-    quiet: bool,
-    /// Don't truncate output
-    #[arg(long)]
-    no_trunc: bool,
-    /// Repository to list
-    repository: Option<String>,
-}
-
-pub async fn images(client: &Client, a: ImagesArgs) -> CliResult {
-    let list: Vec<ImageSummary> = client.get_json("/images/json").await?;
-    let short = |id: &str| {
-        if a.no_trunc {
-            id.to_string()
-        } else {
-            id.trim_start_matches("sha256:").chars().take(12).collect()
-        }
-    };
-    let mut rows = vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
-        .map(String::from)
-        .to_vec()];
-    let mut seen = Vec::new();
-    for img in &list {
-        let tags: Vec<(String, String)> = if img.repo_tags.is_empty() {
-            vec![("<none>".into(), "<none>".into())]
-        } else {
-            img.repo_tags
-                .iter()
-                .map(
-                    |t| match t.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')) {
-                        Some((r, tag)) => (r.to_string(), tag.to_string()),
-                        None => (t.clone(), "<none>".into()),
-                    },
-                )
-                .collect()
-        };
-        for (repo, tag) in tags {
-            if let Some(want) = &a.repository {
-                if &repo != want {
-                    continue;
-                }
-            }
-            if a.quiet {
-                let id = short(&img.id);
-                if !seen.contains(&id) {
-                    println!("{id}");
-                    seen.push(id);
-                }
-                continue;
-            }
-            rows.push(vec![
-                repo,
-                tag,
-                short(&img.id),
-                ago(img.created),
-                human_size(img.size as f64),
-            ]);
-        }
-    }
-    if !a.quiet {
-        print!("{}", table(&rows));
-    }
-    Ok(0)
-}
 
 /// Print a JSON-lines progress stream: `stream` and `status` lines, and
 /// fail on `error`.
@@ -163,7 +90,13 @@ pub struct ImportArgs {
 }
 
 pub async fn import(client: &Client, a: ImportArgs) -> CliResult {
-    let mut path = "/images/create?fromSrc=-".to_string();
+    // IMG-17: a URL is fetched by the daemon, anything else is sent.
+    let url = a.file.starts_with("http://") || a.file.starts_with("https://");
+    let mut path = if url {
+        format!("/images/create?fromSrc={}", q(&a.file))
+    } else {
+        "/images/create?fromSrc=-".to_string()
+    };
     if let Some(r) = &a.reference {
         let (repo, tag) = match r.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
             Some((repo, tag)) => (repo, Some(tag)),
@@ -180,7 +113,11 @@ pub async fn import(client: &Client, a: ImportArgs) -> CliResult {
     for c in &a.change {
         path.push_str(&format!("&changes={}", q(c)));
     }
-    let body = open_input(Some(&a.file)).await?;
+    let body = if url {
+        berth_api::client::empty()
+    } else {
+        open_input(Some(&a.file)).await?
+    };
     let resp = client
         .stream(Method::POST, &path, body, Some("application/x-tar"))
         .await?;
@@ -299,7 +236,8 @@ fn auth_header(reference: &str) -> Vec<(&'static str, String)> {
 async fn print_progress(resp: hyper::Response<hyper::body::Incoming>, quiet: bool) -> CliResult {
     let mut body = resp.into_body();
     let mut buf: Vec<u8> = Vec::new();
-    let handle = |line: &[u8]| -> Result<(), Failure> {
+    let mut shown = super::progress::Progress::stdout();
+    let mut handle = |line: &[u8]| -> Result<(), Failure> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return Ok(());
@@ -311,23 +249,8 @@ async fn print_progress(resp: hyper::Response<hyper::body::Incoming>, quiet: boo
                 message: e.to_string(),
             });
         }
-        if quiet {
-            return Ok(());
-        }
-        let detail = v.get("progressDetail");
-        let has_progress = detail
-            .and_then(|d| d.get("current").or_else(|| d.get("total")))
-            .and_then(|n| n.as_i64())
-            .is_some_and(|n| n > 0);
-        if has_progress {
-            return Ok(());
-        }
-        let Some(status) = v.get("status").and_then(|s| s.as_str()) else {
-            return Ok(());
-        };
-        match v.get("id").and_then(|i| i.as_str()) {
-            Some(id) if !id.is_empty() => println!("{id}: {status}"),
-            _ => println!("{status}"),
+        if !quiet {
+            shown.show(&v);
         }
         Ok(())
     };
@@ -403,19 +326,25 @@ pub struct PullArgs {
     image: String,
 }
 
-/// `POST /images/create?fromImage=` with progress printed; also used by
-/// `run`/`create` for a missing image.
-pub async fn pull_image(client: &Client, image: &str, quiet: bool) -> CliResult {
-    pull_silently(client, image, quiet).await?;
-    println!("{}", qualified(image));
-    Ok(0)
+/// `POST /images/create?fromImage=`, progress on stdout unless `quiet`;
+/// also used by `run`/`create` for a missing image.
+pub async fn pull_silently(client: &Client, image: &str, quiet: bool) -> CliResult {
+    pull_platform(client, image, None, quiet).await
 }
 
-/// The pull itself, progress on stdout unless `quiet`.
-pub async fn pull_silently(client: &Client, image: &str, quiet: bool) -> CliResult {
+/// The pull, for `platform` when given (`--platform`).
+pub async fn pull_platform(
+    client: &Client,
+    image: &str,
+    platform: Option<&str>,
+    quiet: bool,
+) -> CliResult {
     let (name, tag) = split_ref(image);
     let mut path = format!("/images/create?fromImage={}", q(&name));
     path.push_str(&format!("&tag={}", q(tag.as_deref().unwrap_or("latest"))));
+    if let Some(p) = platform.filter(|p| !p.is_empty()) {
+        path.push_str(&format!("&platform={}", q(p)));
+    }
     let resp = client
         .stream_with_headers(
             Method::POST,
@@ -438,7 +367,9 @@ pub async fn pull(client: &Client, a: PullArgs) -> CliResult {
     if !a.quiet && tag_missing(&a.image) {
         println!("Using default tag: latest");
     }
-    pull_image(client, &a.image, a.quiet).await
+    pull_platform(client, &a.image, a.platform.as_deref(), a.quiet).await?;
+    println!("{}", qualified(&a.image));
+    Ok(0)
 }
 
 fn tag_missing(r: &str) -> bool {

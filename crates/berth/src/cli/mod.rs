@@ -2,11 +2,15 @@
 
 mod attach;
 mod containers;
+mod cp;
 mod exec;
+mod image_more;
 mod images;
+mod progress;
 mod run;
 mod system;
 mod tty;
+mod volume;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,7 +78,20 @@ pub enum Command {
         cmd: containers::ContainerCmd,
     },
     /// List images
-    Images(images::ImagesArgs),
+    Images(image_more::ImagesArgs),
+    /// Manage images
+    Image {
+        #[command(subcommand)]
+        cmd: image_more::ImageCmd,
+    },
+    /// Show the history of an image
+    History(image_more::HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(image_more::SaveArgs),
+    /// Create a new image from a container's changes
+    Commit(image_more::CommitArgs),
+    /// Search Docker Hub (or a registry) for images
+    Search(image_more::SearchArgs),
     /// Load an image from a tar archive or STDIN
     Load(images::LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -91,6 +108,22 @@ pub enum Command {
     Login(images::LoginArgs),
     /// Log out from a registry
     Logout(images::LogoutArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(cp::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(cp::ExportArgs),
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        cmd: volume::VolumeCmd,
+    },
+    /// Manage the engine
+    System {
+        #[command(subcommand)]
+        cmd: system::SystemCmd,
+    },
     /// Show the berth version information
     Version,
     /// Display system-wide information
@@ -173,7 +206,12 @@ async fn dispatch(client: &Client, cmd: Command) -> CliResult {
         Command::Exec(a) => exec::exec(client, a).await,
         Command::Inspect(a) => containers::inspect(client, a, None).await,
         Command::Container { cmd } => containers::container(client, cmd).await,
-        Command::Images(a) => images::images(client, a).await,
+        Command::Images(a) => image_more::images(client, a).await,
+        Command::Image { cmd } => image_more::image(client, cmd).await,
+        Command::History(a) => image_more::history(client, a).await,
+        Command::Save(a) => image_more::save(client, a).await,
+        Command::Commit(a) => image_more::commit(client, a).await,
+        Command::Search(a) => image_more::search(client, a).await,
         Command::Load(a) => images::load(client, a).await,
         Command::Import(a) => images::import(client, a).await,
         Command::Pull(a) => images::pull(client, a).await,
@@ -182,6 +220,11 @@ async fn dispatch(client: &Client, cmd: Command) -> CliResult {
         Command::Rmi(a) => images::rmi(client, a).await,
         Command::Login(a) => images::login(client, a).await,
         Command::Logout(a) => images::logout(a).await,
+        Command::Cp(a) => cp::cp(client, a).await,
+        Command::Diff(a) => cp::diff(client, a).await,
+        Command::Export(a) => cp::export(client, a).await,
+        Command::Volume { cmd } => volume::volume(client, cmd).await,
+        Command::System { cmd } => system::system(client, cmd).await,
         Command::Version => system::version(client).await,
         Command::Info => system::info(client).await,
     }
