@@ -879,9 +879,14 @@ impl Session {
         }
     }
 
-    /// Monolithic upload: POST an upload session, PUT the bytes with the digest.
-    pub(crate) fn upload_blob(&self, digest: &str, size: u64, body: &mut dyn Read) -> Result<()> {
-        let url = self.url("blobs/uploads/");
+    /// Cross-repository mount: `POST uploads/?mount=<digest>&from=<repo>`.
+    pub(crate) fn mount_blob(&self, digest: &str, from: &str) -> Result<Mount> {
+        let url = format!(
+            "{}?mount={}&from={}",
+            self.url("blobs/uploads/"),
+            urlencode(digest),
+            urlencode(from)
+        );
         let mut req = self.agent.post(&url);
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
@@ -889,15 +894,37 @@ impl Session {
         let resp = req
             .send_empty()
             .map_err(|e| self.url_err("Post", &url, e))?;
-        if resp.status().as_u16() != 202 {
-            return Err(self.fail("starting upload", &url, resp));
+        match resp.status().as_u16() {
+            201 => Ok(Mount::Mounted),
+            202 => {
+                let loc = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| reg_err(ErrorKind::Internal, "upload without Location"))?;
+                Ok(Mount::Upload(self.absolute(loc)))
+            }
+            _ => Err(self.fail("mounting blob", &url, resp)),
         }
-        let loc = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| reg_err(ErrorKind::Internal, "upload without Location"))?;
-        let loc = self.absolute(loc);
+    }
+
+    /// Monolithic upload: POST an upload session, PUT the bytes with the digest.
+    pub(crate) fn upload_blob(&self, digest: &str, size: u64, body: &mut dyn Read) -> Result<()> {
+        self.upload_blob_at(None, digest, size, body)
+    }
+
+    /// `upload_blob`, into an upload session already opened at `at`.
+    pub(crate) fn upload_blob_at(
+        &self,
+        at: Option<String>,
+        digest: &str,
+        size: u64,
+        body: &mut dyn Read,
+    ) -> Result<()> {
+        let loc = match at {
+            Some(loc) => loc,
+            None => self.start_upload()?,
+        };
         let put = if loc.contains('?') {
             format!("{loc}&digest={}", urlencode(digest))
         } else {
@@ -918,6 +945,26 @@ impl Session {
             return Err(self.fail("uploading blob", &put, resp));
         }
         Ok(())
+    }
+
+    fn start_upload(&self) -> Result<String> {
+        let url = self.url("blobs/uploads/");
+        let mut req = self.agent.post(&url);
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req
+            .send_empty()
+            .map_err(|e| self.url_err("Post", &url, e))?;
+        if resp.status().as_u16() != 202 {
+            return Err(self.fail("starting upload", &url, resp));
+        }
+        let loc = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| reg_err(ErrorKind::Internal, "upload without Location"))?;
+        Ok(self.absolute(loc))
     }
 
     pub(crate) fn put_manifest(&self, tag: &str, media_type: &str, body: &[u8]) -> Result<()> {
@@ -1142,6 +1189,17 @@ impl Drop for Cleanup {
     }
 }
 
+const BLOB_SOURCES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS blob_sources (
+    digest TEXT NOT NULL, domain TEXT NOT NULL, repo TEXT NOT NULL,
+    PRIMARY KEY (digest, domain, repo));";
+
+/// Answer to a cross-repository mount request.
+pub(crate) enum Mount {
+    Mounted,
+    /// 202: an upload session at this location instead.
+    Upload(String),
+}
+
 /// A layer downloaded, verified and unpacked into a temp dir.
 struct Fetched {
     diff: String,
@@ -1325,6 +1383,79 @@ impl ImageStore {
             blob_tmp: tmpf,
             count,
         })
+    }
+
+    /// Push one layer blob: already there, mounted from another repository
+    /// of the same registry that had it (cross-repository mount), or
+    /// uploaded.
+    fn push_layer(
+        &self,
+        session: &Session,
+        diff_id: &str,
+        digest: &str,
+        size: u64,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
+        let sid = short(diff_id);
+        if session.blob_exists(digest)? {
+            progress(status(Some(&sid), "Layer already exists"));
+            return Ok(());
+        }
+        let mut upload_at = None;
+        for from in self.blob_sources(digest, session.domain(), &session.path) {
+            match session.mount_blob(digest, &from)? {
+                Mount::Mounted => {
+                    progress(status(Some(&sid), format!("Mounted from {from}")));
+                    return Ok(());
+                }
+                // The registry opened a normal upload instead.
+                Mount::Upload(loc) => {
+                    upload_at = Some(loc);
+                    break;
+                }
+            }
+        }
+        let p = self.blob_file(digest);
+        let f = fs::File::open(&p).ctx(|| format!("open {}", p.display()))?;
+        let mut pr = PushReader {
+            inner: f,
+            count: 0,
+            last: 0,
+            total: size,
+            id: sid.clone(),
+            progress: &mut *progress,
+        };
+        session.upload_blob_at(upload_at, digest, size, &mut pr)?;
+        progress(status(Some(&sid), "Pushed"));
+        Ok(())
+    }
+
+    /// Remember that `digest` lives in `domain/repo` (for cross-repository
+    /// mounts on push). Best effort.
+    fn record_blob_source(&self, digest: &str, domain: &str, repo: &str) {
+        let r = self.with_db(|db| {
+            db.execute_batch(BLOB_SOURCES_SCHEMA)?;
+            db.execute(
+                "INSERT OR IGNORE INTO blob_sources (digest, domain, repo) VALUES (?1, ?2, ?3)",
+                [digest, domain, repo],
+            )
+        });
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "recording blob source");
+        }
+    }
+
+    /// Other repositories of `domain` known to hold `digest`.
+    fn blob_sources(&self, digest: &str, domain: &str, except: &str) -> Vec<String> {
+        self.with_db(|db| {
+            db.execute_batch(BLOB_SOURCES_SCHEMA)?;
+            let mut st = db.prepare(
+                "SELECT repo FROM blob_sources WHERE digest = ?1 AND domain = ?2 AND repo != ?3 ORDER BY rowid DESC LIMIT 3",
+            )?;
+            let rows = st.query_map([digest, domain, except], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+        .unwrap_or_default()
     }
 
     /// `docker pull` (IMG-09/10): by tag (default `latest`) or digest.
@@ -1639,6 +1770,9 @@ impl ImageStore {
             tags: tag.clone().into_iter().collect(),
         };
         self.register_pulled(&new_layers, &plan, &repo_digest, &blobs)?;
+        for l in &manifest.layers {
+            self.record_blob_source(&l.digest, &domain, &path);
+        }
         cleanup.armed = false;
         progress(status(None, format!("Digest: {top_digest}")));
         let shown = tag.clone().unwrap_or_else(|| repo_digest.clone());
@@ -1720,24 +1854,49 @@ impl ImageStore {
         for (d, _) in layers.iter().rev() {
             progress(status(Some(&short(d)), "Preparing"));
         }
-        for (d, (digest, size, _mt)) in layers.iter().rev() {
-            let sid = short(d);
-            if session.blob_exists(digest)? {
-                progress(status(Some(&sid), "Layer already exists"));
-                continue;
+        // max-concurrent-uploads workers; progress comes back over a channel.
+        let queue = std::sync::Mutex::new(
+            layers
+                .iter()
+                .rev()
+                .cloned()
+                .collect::<std::collections::VecDeque<_>>(),
+        );
+        let abort = std::sync::atomic::AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::channel::<(Option<Progress>, Option<Error>)>();
+        let mut first_err = None;
+        std::thread::scope(|sc| {
+            for _ in 0..cfg.uploads().min(layers.len()) {
+                let tx = tx.clone();
+                let (queue, abort, session) = (&queue, &abort, &session);
+                sc.spawn(move || loop {
+                    if abort.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let Some((d, (digest, size, _))) = queue.lock().unwrap().pop_front() else {
+                        break;
+                    };
+                    let mut emit = |p: Progress| {
+                        let _ = tx.send((Some(p), None));
+                    };
+                    if let Err(e) = self.push_layer(session, &d, &digest, size, &mut emit) {
+                        let _ = tx.send((None, Some(e)));
+                    }
+                });
             }
-            let p = self.blob_file(digest);
-            let f = fs::File::open(&p).ctx(|| format!("open {}", p.display()))?;
-            let mut pr = PushReader {
-                inner: f,
-                count: 0,
-                last: 0,
-                total: *size,
-                id: sid.clone(),
-                progress: &mut *progress,
-            };
-            session.upload_blob(digest, *size, &mut pr)?;
-            progress(status(Some(&sid), "Pushed"));
+            drop(tx);
+            for (p, e) in rx {
+                if let Some(p) = p {
+                    progress(p);
+                }
+                if let Some(e) = e {
+                    abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                    first_err.get_or_insert(e);
+                }
+            }
+        });
+        if let Some(e) = first_err {
+            return Err(e);
         }
         let cfg_bytes = self.config_blob(&rec.id)?;
         if !session.blob_exists(&rec.id)? {
@@ -1765,6 +1924,9 @@ impl ImageStore {
         let digest = format!("sha256:{}", sha256_hex(&mbytes));
         let _ = write_atomic(&self.blob_file(&digest), &mbytes);
         self.add_repo_digest(&rec.id, &format!("{}@{}", r.name, digest))?;
+        for (_, (d, _, _)) in &layers {
+            self.record_blob_source(d, &domain, &path);
+        }
         progress(status(
             None,
             format!("{tag}: digest: {digest} size: {}", mbytes.len()),

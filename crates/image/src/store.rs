@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS layer_blobs (
     size       INTEGER NOT NULL,
     media_type TEXT NOT NULL
 );
+-- Local parent of a committed image (docker inspect's Parent, history).
+CREATE TABLE IF NOT EXISTS image_parents (
+    id     TEXT PRIMARY KEY,
+    parent TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS snapshots (
     key      TEXT PRIMARY KEY,
     image_id TEXT NOT NULL,
@@ -116,9 +121,9 @@ pub(crate) struct NewLayer {
 
 /// A gzip copy of a layer written while it was unpacked (for push).
 pub(crate) struct GzBlob {
-    digest: String,
-    size: u64,
-    tmp: PathBuf,
+    pub(crate) digest: String,
+    pub(crate) size: u64,
+    pub(crate) tmp: PathBuf,
 }
 
 /// Writer that hashes and counts what goes through it.
@@ -166,8 +171,18 @@ pub(crate) struct Plan {
     pub(crate) tags: Vec<String>,
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl ImageStore {
+    /// Run `f` on the metadata database (for registry bookkeeping).
+    pub(crate) fn with_db<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> Result<R> {
+        Ok(f(&lock(&self.db))?)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -187,7 +202,7 @@ pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     out
 }
 
-fn hex_of(digest: &str) -> &str {
+pub(crate) fn hex_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 
@@ -299,11 +314,15 @@ impl ImageStore {
         &self.root
     }
 
-    fn layer_dir(&self, chain_id: &str) -> PathBuf {
+    pub(crate) fn db(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.db)
+    }
+
+    pub(crate) fn layer_dir(&self, chain_id: &str) -> PathBuf {
         self.root.join("layers").join(hex_of(chain_id))
     }
 
-    fn blob_path(&self, digest: &str) -> PathBuf {
+    pub(crate) fn blob_path(&self, digest: &str) -> PathBuf {
         self.root.join("blobs/sha256").join(hex_of(digest))
     }
 
@@ -330,7 +349,7 @@ impl ImageStore {
 
     /// `extract_layer`, optionally also writing a gzip copy of the tar to
     /// `tmp/` (kept as the layer's blob for push).
-    fn extract_layer_opt(
+    pub(crate) fn extract_layer_opt(
         &self,
         reader: &mut dyn Read,
         keep_gzip: bool,
@@ -394,7 +413,7 @@ impl ImageStore {
     }
 
     /// Keep a gzip layer blob (from load/import) for push.
-    fn keep_gz_blob(&self, diff_id: &str, blob: GzBlob) -> Result<()> {
+    pub(crate) fn keep_gz_blob(&self, diff_id: &str, blob: GzBlob) -> Result<()> {
         let target = self.blob_path(&blob.digest);
         fs::rename(&blob.tmp, &target).ctx(|| format!("rename {}", target.display()))?;
         lock(&self.db).execute(
@@ -497,7 +516,7 @@ impl ImageStore {
 
     /// Move an extracted layer into layers/<chain>. Returns the final dir if
     /// this call created it, None if it already existed (temp is dropped).
-    fn place_layer(&self, tmp: TempDir, chain_id: &str) -> Result<Option<PathBuf>> {
+    pub(crate) fn place_layer(&self, tmp: TempDir, chain_id: &str) -> Result<Option<PathBuf>> {
         let target = self.layer_dir(chain_id);
         if target.exists() {
             return Ok(None);
@@ -519,7 +538,7 @@ impl ImageStore {
     }
 
     /// Register layers and images in one transaction.
-    fn register(&self, layers: &[NewLayer], plans: &[Plan]) -> Result<()> {
+    pub(crate) fn register(&self, layers: &[NewLayer], plans: &[Plan]) -> Result<()> {
         let mut db = lock(&self.db);
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let ts = now();
@@ -754,6 +773,17 @@ impl ImageStore {
         reference: Option<&str>,
         opts: &ImportOptions,
     ) -> Result<String> {
+        self.import_from(tarball, reference, opts, "-")
+    }
+
+    /// `import` with the source named in the history (`Imported from <src>`).
+    pub fn import_from(
+        &self,
+        tarball: &mut dyn Read,
+        reference: Option<&str>,
+        opts: &ImportOptions,
+        source: &str,
+    ) -> Result<String> {
         let tag = match reference {
             None => None,
             Some(r) => {
@@ -775,7 +805,7 @@ impl ImageStore {
         let created = now();
         let comment = opts.message.clone().unwrap_or_default();
         let history_comment = if comment.is_empty() {
-            "Imported from -".to_string()
+            format!("Imported from {source}")
         } else {
             comment.clone()
         };
@@ -905,7 +935,9 @@ impl ImageStore {
 
     /// Delete an image with all its tags (IMG-12 "Deleted: ..."), then its
     /// layers no other image uses. `Conflict` while a snapshot uses it.
-    pub fn delete(&self, reference: &str) -> Result<()> {
+    /// Returns the chain ids of the removed layers, top first (dockerd
+    /// reports them as `Deleted:` lines).
+    pub fn delete(&self, reference: &str) -> Result<Vec<String>> {
         // No load/import may reuse a layer while we drop it.
         let _w = lock(&self.write_lock);
         let doomed: Vec<String> = {
@@ -925,7 +957,17 @@ impl ImageStore {
                     key
                 )));
             }
+            let own_chains: Vec<String> = {
+                let diffs: String = db.query_row(
+                    "SELECT diff_ids FROM images WHERE id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )?;
+                let diffs: Vec<String> = serde_json::from_str(&diffs).unwrap_or_default();
+                chain_ids(&diffs).into_iter().rev().collect()
+            };
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM image_parents WHERE id = ?1", [&id])?;
             tx.execute("DELETE FROM tags WHERE image_id = ?1", [&id])?;
             tx.execute("DELETE FROM images WHERE id = ?1", [&id])?;
             // Layers still referenced by some image's chain.
@@ -944,7 +986,8 @@ impl ImageStore {
                 let rows = st.query_map([], |r| r.get(0))?;
                 rows.collect::<std::result::Result<_, _>>()?
             };
-            let doomed: Vec<String> = all.into_iter().filter(|c| !used.contains(c)).collect();
+            let mut doomed: Vec<String> = all.into_iter().filter(|c| !used.contains(c)).collect();
+            doomed.sort_by_key(|c| own_chains.iter().position(|o| o == c).unwrap_or(usize::MAX));
             for c in &doomed {
                 tx.execute("DELETE FROM layers WHERE chain_id = ?1", [c])?;
             }
@@ -981,8 +1024,8 @@ impl ImageStore {
         };
         // Directories go after the commit; a crash here leaves unregistered
         // dirs that `open` removes.
-        for c in doomed {
-            let dir = self.layer_dir(&c);
+        for c in &doomed {
+            let dir = self.layer_dir(c);
             let trash = self
                 .root
                 .join("tmp")
@@ -991,7 +1034,7 @@ impl ImageStore {
                 remove_all(&trash).ctx(|| format!("remove {}", trash.display()))?;
             }
         }
-        Ok(())
+        Ok(doomed)
     }
 
     /// Raw image config JSON (for inspect / history / save).
@@ -1101,7 +1144,7 @@ impl ImageStore {
 }
 
 /// Resolve a reference to an image id; see `ImageStore::resolve`.
-fn resolve_id(db: &Connection, reference: &str) -> Result<String> {
+pub(crate) fn resolve_id(db: &Connection, reference: &str) -> Result<String> {
     let parsed = parse_reference(reference);
     if let Ok(p) = &parsed {
         if p.digest.is_none() || p.tag.is_some() {
@@ -1212,7 +1255,7 @@ fn add_repo_digest_tx(tx: &rusqlite::Transaction<'_>, id: &str, repo_digest: &st
 }
 
 /// Removes a temp file on drop (a no-op once it was renamed away).
-struct RemoveOnDrop(Option<PathBuf>);
+pub(crate) struct RemoveOnDrop(Option<PathBuf>);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -1222,6 +1265,6 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-fn scopeguard_remove(p: Option<PathBuf>) -> RemoveOnDrop {
+pub(crate) fn scopeguard_remove(p: Option<PathBuf>) -> RemoveOnDrop {
     RemoveOnDrop(p)
 }

@@ -769,3 +769,43 @@ fn token_auth_bearer_flow() {
     berth_image::registry::login(&cfg, &host, &alice).unwrap();
     assert!(berth_image::registry::login(&cfg, &host, &wrong).is_err());
 }
+
+// REG-02: pushing layers a registry already has in another repository
+// mounts them (cross-repository blob mount) instead of uploading again.
+#[test]
+fn push_mounts_blobs_across_repositories() {
+    require_root!();
+    let reg = registry!(Opts {
+        access_log: true,
+        ..Opts::default()
+    });
+    let host = reg.host();
+    let (_d, s) = store();
+    let cfg = RegistryConfig {
+        max_concurrent_uploads: 2,
+        ..RegistryConfig::default()
+    };
+    let a = format!("{host}/team/a:1");
+    seed(&s, &a, 3);
+    s.push(&a, None, &cfg, &mut |_| {}).unwrap();
+    let b = format!("{host}/team/b:1");
+    s.tag(&a, &b).unwrap();
+    let mut events = Vec::new();
+    s.push(&b, None, &cfg, &mut |p| events.push(p)).unwrap();
+    let mounted = events
+        .iter()
+        .filter(|p| {
+            matches!(p, berth_image::Progress::Status { status, .. } if status == "Mounted from team/a")
+        })
+        .count();
+    assert_eq!(mounted, 3, "{events:?}");
+    let log = reg.access_log();
+    let puts_b = log
+        .lines()
+        .filter(|l| l.contains("\"PUT /v2/team/b/blobs/uploads/"))
+        .count();
+    assert_eq!(puts_b, 1, "only the config is uploaded to team/b:\n{log}");
+    // The pushed image pulls back.
+    let (_d2, s2) = store();
+    s2.pull(&b, None, &cfg, &mut |_| {}).unwrap();
+}
