@@ -83,6 +83,9 @@ pub struct ContainerRecord {
     pub hostname_path: PathBuf,
     pub hosts_path: PathBuf,
     pub resolv_conf_path: PathBuf,
+    /// Volumes, binds and tmpfs mounts, resolved at create (STO-09).
+    #[serde(default)]
+    pub mount_points: Vec<crate::volumes::MountPoint>,
 }
 
 impl ContainerRecord {

@@ -16,6 +16,8 @@ pub enum Error {
     #[error("{0}")]
     NotModified(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Unimplemented(String),
     #[error(transparent)]
     Image(#[from] berth_image::Error),
@@ -36,6 +38,7 @@ impl Error {
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::NotModified(_) => ErrorKind::FailedPrecondition,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Unimplemented(_) => ErrorKind::Unimplemented,
             Error::Image(e) => e.kind(),
             Error::Io { .. } | Error::Internal(_) => ErrorKind::Internal,

@@ -2,6 +2,7 @@
 //! the per-container shims. Async (tokio); never forks containers itself.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod container;
 mod error;
 pub mod exec;
@@ -12,7 +13,9 @@ mod names;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
+mod storage;
 pub mod user;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,6 +35,7 @@ use tracing::{info, warn};
 pub use container::{ContainerRecord, Status};
 pub use error::{Error, Result};
 pub use logs::{LogEntry, LogOptions};
+pub use storage::TarStream;
 
 use container::StateRecord;
 use error::IoContext;
@@ -86,6 +90,7 @@ pub struct Engine {
     images: Arc<ImageStore>,
     inner: Mutex<Inner>,
     execs: exec::Execs,
+    volumes: Arc<volumes::VolumeStore>,
 }
 
 /// Wait conditions of `POST /containers/{id}/wait`.
@@ -149,7 +154,9 @@ impl Engine {
         let images = tokio::task::spawn_blocking(move || ImageStore::open(&image_root))
             .await
             .map_err(blocking_err)??;
+        let volume_store = Arc::new(volumes::VolumeStore::open(&cfg.data_root.join("volumes"))?);
         let engine = Arc::new(Engine {
+            volumes: volume_store,
             cfg,
             images: Arc::new(images),
             inner: Mutex::new(Inner::default()),
@@ -656,9 +663,15 @@ impl Engine {
             hostname_path: dir.join("hostname"),
             hosts_path: dir.join("hosts"),
             resolv_conf_path: dir.join("resolv.conf"),
+            mount_points: vec![],
         };
         // Validate user and spec now so `create` reports bad input, not `start`.
         self.build_spec_for(&rec, false)?;
+        let mut rec = rec;
+        let image_volumes = image.config.volumes.iter().flatten().map(|(k, _)| k.clone()).collect();
+        rec.mount_points = self
+            .create_mount_points(id, body, image_volumes, rec.rootfs_mounts.clone())
+            .await?;
         self.persist(&rec)?;
         self.inner.lock().unwrap().containers.insert(
             id.to_string(),
@@ -825,7 +838,7 @@ impl Engine {
             ("/etc/hosts", rec.hosts_path.as_path()),
             ("/etc/resolv.conf", rec.resolv_conf_path.as_path()),
         ];
-        spec::generate(&spec::SpecInput {
+        let mut spec = spec::generate(&spec::SpecInput {
             id: &rec.id,
             hostname: &rec.config.hostname,
             args: &args,
@@ -841,7 +854,9 @@ impl Engine {
             joined: &joined,
             shm_source: shm_source.as_deref(),
             init: init.as_deref(),
-        })
+        })?;
+        storage::apply_mounts(&mut spec, &rec.mount_points);
+        Ok(spec)
     }
 
     fn write_etc_files(&self, rec: &ContainerRecord) -> Result<()> {
@@ -895,7 +910,7 @@ impl Engine {
         let result = self.start_inner(&rec).await;
         let _ = self.with_entry(&id, |e| e.busy = false);
         if result.is_err() && rec.host_config.auto_remove {
-            let _ = self.remove(&id, true).await;
+            let _ = self.remove_with(&id, true, true).await;
             return result;
         }
         if let Err(e) = &result {
@@ -923,6 +938,7 @@ impl Engine {
     async fn start_inner(self: &Arc<Self>, rec: &ContainerRecord) -> Result<()> {
         let id = rec.id.as_str();
         self.wait_runtime_state_gone(id).await;
+        self.prepare_mount_points(rec)?;
         let spec = self.build_spec(rec)?;
         self.write_etc_files(rec)?;
         let bundle = self.bundle_dir(id);
@@ -1087,7 +1103,7 @@ impl Engine {
         info!(container = %id, exit_code = code, "exited");
         if let Ok(rec) = rec {
             if rec.host_config.auto_remove {
-                if let Err(e) = self.remove(id, false).await {
+                if let Err(e) = self.remove_with(id, false, true).await {
                     warn!(container = %id, "auto-remove: {e}");
                 }
             }
@@ -1277,6 +1293,12 @@ impl Engine {
 
     /// `DELETE /containers/{id}`.
     pub async fn remove(&self, key: &str, force: bool) -> Result<()> {
+        self.remove_with(key, force, false).await
+    }
+
+    /// `DELETE /containers/{id}?v=`: with `volumes`, also the container's
+    /// anonymous volumes (STO-12).
+    pub async fn remove_with(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let id = self.resolve_id(key)?;
         let rec = self.with_entry(&id, |e| e.rec.clone())?;
         if rec.is_running() {
@@ -1335,6 +1357,10 @@ impl Engine {
             e.events.send_modify(|ev| ev.removed = true);
         }
         self.execs.remove_container(&id);
+        if volumes {
+            drop(inner);
+            self.remove_anonymous_volumes(&rec);
+        }
         info!(container = %id, "removed");
         Ok(())
     }
@@ -1427,7 +1453,7 @@ impl Engine {
                 },
                 "Name": "overlay2",
             },
-            "Mounts": [],
+            "Mounts": Self::inspect_mounts(&r),
             "Config": r.config,
             "NetworkSettings": {
                 "Bridge": "", "SandboxID": "", "HairpinMode": false,

@@ -1,6 +1,7 @@
 //! Thin, safe wrappers over the Linux facilities the daemon needs directly:
 //! atomic file writes, mounts and process checks.
 
+pub mod at;
 pub mod cgroup;
 pub mod fs;
 pub mod mount;

@@ -105,6 +105,9 @@ pub struct HostConfig {
     pub auto_remove: bool,
     pub volume_driver: String,
     pub volumes_from: Option<Vec<String>>,
+    /// `--mount` entries (Docker's `mount.Mount`), omitted when empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<Value>>,
     pub cap_add: Option<Vec<String>>,
     pub cap_drop: Option<Vec<String>>,
     pub cgroupns_mode: String,

@@ -198,7 +198,9 @@ pub async fn remove(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<Response, ApiError> {
-    engine.remove(&id, flag(&q, "force", false)).await?;
+    engine
+        .remove_with(&id, flag(&q, "force", false), flag(&q, "v", false))
+        .await?;
     Ok(no_content())
 }
 

@@ -4,11 +4,13 @@
 //! [`MIN_API_VERSION`] to [`API_VERSION`] are accepted and the version is
 //! handed to handlers as [`ApiVersion`].
 
+mod archive;
 mod containers;
 mod error;
 mod exec;
 mod images;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -70,6 +72,20 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}", delete(containers::remove))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
+        .route("/containers/{id}/export", get(archive::export))
+        .route("/containers/{id}/changes", get(archive::changes))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
+        .route("/system/df", get(volumes::system_df))
         .fallback(not_found)
         .with_state(engine);
     Router::new()

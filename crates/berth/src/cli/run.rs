@@ -237,13 +237,17 @@ pub struct RunArgs {
     dns_search: Vec<String>,
     #[arg(long, hide = true)]
     add_host: Vec<String>,
-    #[arg(short = 'v', long, hide = true)]
+    /// Bind mount a volume
+    #[arg(short = 'v', long)]
     volume: Vec<String>,
-    #[arg(long, hide = true)]
+    /// Attach a filesystem mount to the container
+    #[arg(long)]
     mount: Vec<String>,
-    #[arg(long, hide = true)]
+    /// Mount a tmpfs directory
+    #[arg(long)]
     tmpfs: Vec<String>,
-    #[arg(long, hide = true)]
+    /// Mount volumes from the specified container(s)
+    #[arg(long)]
     volumes_from: Vec<String>,
     #[arg(long, hide = true)]
     volume_driver: Option<String>,
@@ -498,10 +502,6 @@ fn not_implemented(a: &RunArgs) -> Option<&'static str> {
         (!a.dns_option.is_empty(), "--dns-option"),
         (!a.dns_search.is_empty(), "--dns-search"),
         (!a.add_host.is_empty(), "--add-host"),
-        (!a.volume.is_empty(), "--volume"),
-        (!a.mount.is_empty(), "--mount"),
-        (!a.tmpfs.is_empty(), "--tmpfs"),
-        (!a.volumes_from.is_empty(), "--volumes-from"),
         (a.volume_driver.is_some(), "--volume-driver"),
         (!a.link.is_empty(), "--link"),
         (!a.link_local_ip.is_empty(), "--link-local-ip"),
@@ -611,6 +611,8 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
             })
             .collect(),
     );
+    super::volume::apply_run_flags(&a.volume, &a.mount, &a.tmpfs, &a.volumes_from, &mut body)
+        .map_err(|(v, f, e)| flag_error(&v, f, e))?;
     let h = &mut body.host_config;
     h.auto_remove = a.rm;
     h.memory = parse_size(&a.memory, "-m, --memory")?;

@@ -87,3 +87,16 @@ pub async fn info(client: &Client) -> CliResult {
     println!(" Live Restore Enabled: {}", s(&i["LiveRestoreEnabled"]));
     Ok(0)
 }
+
+/// `system <sub>`.
+#[derive(clap::Subcommand, Debug)]
+pub enum SystemCmd {
+    /// Show docker disk usage
+    Df(super::volume::DfArgs),
+}
+
+pub async fn system(client: &Client, cmd: SystemCmd) -> CliResult {
+    match cmd {
+        SystemCmd::Df(a) => super::volume::df(client, a).await,
+    }
+}
