@@ -128,7 +128,7 @@ impl RegistryConfig {
 }
 
 /// Check a `registry-mirrors` entry like dockerd; returns it normalized
-/// (no trailing slash).
+/// like dockerd (`scheme://host[:port]/`).
 pub fn validate_mirror(m: &str) -> std::result::Result<String, String> {
     let (scheme, rest) = m
         .split_once("://")
@@ -147,7 +147,7 @@ pub fn validate_mirror(m: &str) -> std::result::Result<String, String> {
             "invalid mirror: path, query, or fragment at end of the URI \"{m}\""
         ));
     }
-    Ok(format!("{scheme}://{rest}"))
+    Ok(format!("{scheme}://{rest}/"))
 }
 
 /// A progress event, mapped 1:1 to Docker's JSON progress messages.
@@ -287,6 +287,7 @@ pub fn endpoints(cfg: &RegistryConfig, domain: &str, pull: bool) -> Vec<Endpoint
     if domain == "docker.io" {
         if pull {
             for m in &cfg.mirrors {
+                let m = &m.trim_end_matches('/').to_string();
                 let host = m.split("://").nth(1).unwrap_or(m);
                 out.push(Endpoint {
                     base: m.clone(),

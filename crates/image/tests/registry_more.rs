@@ -332,7 +332,7 @@ fn mirror_serves_docker_io_names() {
     assert!(berth_image::registry::validate_mirror("http://x/path").is_err());
     assert_eq!(
         berth_image::registry::validate_mirror("https://m.example:5000/").unwrap(),
-        "https://m.example:5000"
+        "https://m.example:5000/"
     );
 }
 

@@ -164,13 +164,7 @@ pub async fn info(State(engine): State<Arc<Engine>>) -> Json<serde_json::Value> 
         "OSType": "linux",
         "Architecture": std::env::consts::ARCH,
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {
-            "AllowNondistributableArtifactsCIDRs": [],
-            "AllowNondistributableArtifactsHostnames": [],
-            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
-            "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}},
-            "Mirrors": [],
-        },
+        "RegistryConfig": registry_config_json(&engine.registry_config()),
         "NCPU": ncpu,
         "MemTotal": mem_total(),
         "GenericResources": null,
@@ -197,4 +191,35 @@ pub async fn info(State(engine): State<Arc<Engine>>) -> Json<serde_json::Value> 
         "SecurityOptions": ["name=cgroupns"],
         "Warnings": [],
     }))
+}
+
+/// `RegistryConfig` of `GET /info`, shaped like dockerd's: insecure CIDRs
+/// (with 127.0.0.0/8 last), one IndexConfigs entry per insecure host and
+/// docker.io with its mirrors (CFG insecure-registries, registry-mirrors).
+fn registry_config_json(rc: &berth_engine::images::RegistryConfig) -> serde_json::Value {
+    let mut cidrs: Vec<String> = rc
+        .insecure_registries
+        .iter()
+        .filter(|r| r.contains('/'))
+        .cloned()
+        .collect();
+    cidrs.push("127.0.0.0/8".into());
+    let mut index = serde_json::Map::new();
+    index.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": rc.mirrors, "Secure": true, "Official": true}),
+    );
+    for host in rc.insecure_registries.iter().filter(|r| !r.contains('/')) {
+        index.insert(
+            host.clone(),
+            json!({"Name": host, "Mirrors": [], "Secure": false, "Official": false}),
+        );
+    }
+    json!({
+        "AllowNondistributableArtifactsCIDRs": [],
+        "AllowNondistributableArtifactsHostnames": [],
+        "InsecureRegistryCIDRs": cidrs,
+        "IndexConfigs": index,
+        "Mirrors": rc.mirrors,
+    })
 }

@@ -84,6 +84,41 @@ pub async fn info(client: &Client) -> CliResult {
     println!(" Docker Root Dir: {}", s(&i["DockerRootDir"]));
     println!(" Debug Mode: false");
     println!(" Experimental: false");
+    // CFG insecure-registries / registry-mirrors, as docker prints them.
+    let rc = &i["RegistryConfig"];
+    let mut insecure: Vec<String> = rc["IndexConfigs"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter(|c| c["Secure"] == Value::Bool(false))
+        .map(|c| s(&c["Name"]))
+        .collect();
+    insecure.sort();
+    insecure.extend(
+        rc["InsecureRegistryCIDRs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s),
+    );
+    if !insecure.is_empty() {
+        println!(" Insecure Registries:");
+        for r in insecure {
+            println!("  {r}");
+        }
+    }
+    let mirrors: Vec<String> = rc["Mirrors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(s)
+        .collect();
+    if !mirrors.is_empty() {
+        println!(" Registry Mirrors:");
+        for m in mirrors {
+            println!("  {m}");
+        }
+    }
     println!(" Live Restore Enabled: {}", s(&i["LiveRestoreEnabled"]));
     Ok(0)
 }
