@@ -396,7 +396,7 @@ impl<W: Write> TarOut<W> {
                 if !p.as_bytes().ends_with(b"/") {
                     p.push("/");
                 }
-                self.b.append_data(&mut h, Path::new(&p), io::empty())?;
+                append_raw(&mut self.b, &mut h, Path::new(&p), None, io::empty())?;
                 let fd = open_child(dir, Path::new(name), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
                 for child in list_dir(fd.as_fd())? {
                     self.add(fd.as_fd(), &child, &arc.join(&child))?;
@@ -407,7 +407,7 @@ impl<W: Write> TarOut<W> {
                     let key = (st.st_dev, st.st_ino);
                     if let Some(first) = self.links.get(&key).cloned() {
                         let mut h = header_for(&st, tar::EntryType::Link);
-                        self.b.append_link(&mut h, arc, &first)?;
+                        append_raw(&mut self.b, &mut h, arc, Some(&first), io::empty())?;
                         return Ok(());
                     }
                     self.links.insert(key, arc.to_path_buf());
@@ -423,12 +423,18 @@ impl<W: Write> TarOut<W> {
                     inner: f.take(st2.st_size as u64),
                     left: st2.st_size as u64,
                 };
-                self.b.append_data(&mut h, arc, reader)?;
+                append_raw(&mut self.b, &mut h, arc, None, reader)?;
             }
             libc::S_IFLNK => {
                 let target = nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name)?;
                 let mut h = header_for(&st, tar::EntryType::Symlink);
-                self.b.append_link(&mut h, arc, Path::new(&target))?;
+                append_raw(
+                    &mut self.b,
+                    &mut h,
+                    arc,
+                    Some(Path::new(&target)),
+                    io::empty(),
+                )?;
             }
             fmt => {
                 let kind = match fmt {
@@ -442,10 +448,38 @@ impl<W: Write> TarOut<W> {
                     h.set_device_major(libc::major(st.st_rdev))?;
                     h.set_device_minor(libc::minor(st.st_rdev))?;
                 }
-                self.b.append_data(&mut h, arc, io::empty())?;
+                append_raw(&mut self.b, &mut h, arc, None, io::empty())?;
             }
         }
         Ok(())
+    }
+}
+
+/// Append with the name exactly as given (Docker keeps a leading `./`,
+/// which the tar crate's path handling would strip); long names fall back
+/// to the crate's GNU long-name support.
+fn append_raw<W: Write, R: Read>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &Path,
+    link: Option<&Path>,
+    data: R,
+) -> io::Result<()> {
+    let bytes = name.as_os_str().as_bytes();
+    let link_ok = link.is_none_or(|l| l.as_os_str().len() <= 100);
+    if bytes.len() <= 100 && bytes.starts_with(b"./") && link_ok {
+        let old = h.as_old_mut();
+        old.name.fill(0);
+        old.name[..bytes.len()].copy_from_slice(bytes);
+        if let Some(l) = link {
+            h.set_link_name(l)?;
+        }
+        h.set_cksum();
+        return b.append(h, data);
+    }
+    match link {
+        Some(l) => b.append_link(h, name, l),
+        None => b.append_data(h, name, data),
     }
 }
 

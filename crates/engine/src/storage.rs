@@ -375,6 +375,22 @@ impl Engine {
                     destination: p.destination.clone(),
                     readonly: !p.rw,
                 })
+                .chain(
+                    [
+                        ("/etc/hostname", &rec.hostname_path),
+                        ("/etc/hosts", &rec.hosts_path),
+                        ("/etc/resolv.conf", &rec.resolv_conf_path),
+                    ]
+                    .into_iter()
+                    .filter(|(d, s)| {
+                        s.is_file() && !rec.mount_points.iter().any(|p| p.destination == *d)
+                    })
+                    .map(|(d, s)| ViewBind {
+                        source: s.clone(),
+                        destination: d.to_string(),
+                        readonly: false,
+                    }),
+                )
                 .collect()
         };
         (root, binds)

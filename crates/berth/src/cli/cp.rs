@@ -235,7 +235,10 @@ fn untar_local(data: &[u8], dir: &Path, rename: Option<&str>) -> std::io::Result
             (None, Some(f)) => PathBuf::from(f.as_os_str()),
             (None, None) => continue,
         };
-        let target = dir.join(top).join(rest);
+        let mut target = dir.join(top);
+        if !rest.as_os_str().is_empty() {
+            target.push(rest);
+        }
         if e.header().entry_type() == tar::EntryType::Link {
             // Hard links name their target from the archive root.
             if let Some(l) = e.link_name()? {
@@ -250,8 +253,12 @@ fn untar_local(data: &[u8], dir: &Path, rename: Option<&str>) -> std::io::Result
                             .unwrap_or_default(),
                     )
                 });
+                let mut from = dir.join(ltop);
+                if !lrest.as_os_str().is_empty() {
+                    from.push(lrest);
+                }
                 let _ = std::fs::remove_file(&target);
-                std::fs::hard_link(dir.join(ltop).join(lrest), &target)?;
+                std::fs::hard_link(from, &target)?;
                 continue;
             }
         }
