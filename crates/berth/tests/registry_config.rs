@@ -244,3 +244,159 @@ fn pull_interrupted_by_kill9_then_completes() {
     let ids = |dd: &Daemon| ok(&dd.berth(&["inspect", "-f", "{{.Id}} {{.RootFS.Layers}}", &r]));
     assert_eq!(ids(&d), ids(&src));
 }
+
+const FAKE_HELPER: &str = r#"#!/usr/bin/env python3
+# A docker-credential-helpers protocol peer that keeps secrets in files.
+import hashlib, json, os, sys
+d = os.environ["BERTH_CRED_DIR"]
+act = sys.argv[1]
+data = sys.stdin.read()
+with open(os.path.join(d, "calls"), "a") as f:
+    f.write(act + "\n")
+def path(server):
+    return os.path.join(d, hashlib.sha1(server.strip().encode()).hexdigest())
+if act == "store":
+    j = json.loads(data)
+    with open(path(j["ServerURL"]), "w") as f:
+        f.write(data)
+elif act == "get":
+    p = path(data)
+    if not os.path.exists(p):
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    j = json.loads(open(p).read())
+    print(json.dumps({"ServerURL": j["ServerURL"], "Username": j["Username"], "Secret": j["Secret"]}))
+elif act == "erase":
+    p = path(data)
+    if os.path.exists(p):
+        os.remove(p)
+"#;
+
+/// berth or docker with a private DOCKER_CONFIG and the fake helper on PATH.
+fn cli(
+    d: &Daemon,
+    prog: &str,
+    cfg: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
+    use std::io::Write;
+    let path = format!(
+        "{}:{}",
+        cfg.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let exe = if prog == "berth" {
+        bin("berth")
+    } else {
+        std::path::PathBuf::from("docker")
+    };
+    let mut c = Command::new(exe)
+        .arg("-H")
+        .arg(d.host())
+        .args(args)
+        .env("DOCKER_CONFIG", cfg)
+        .env("PATH", path)
+        .env("BERTH_CRED_DIR", cfg.join("secrets"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut sin = c.stdin.take().unwrap();
+        if let Some(i) = stdin {
+            sin.write_all(i.as_bytes()).unwrap();
+        }
+    }
+    c.wait_with_output().unwrap()
+}
+
+// REG-04/05: credsStore and credHelpers. berth login stores the secret with
+// the helper (config.json keeps an empty entry, no plain-text warning);
+// pushes and pulls ask the helper; the docker CLI's login through the same
+// helper works for berth; logout erases.
+#[test]
+fn credential_helpers() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let reg = match Registry::start(Some(("alice", "s3cret"))) {
+        Some(r) => r,
+        None => return,
+    };
+    let host = reg.host();
+    let d = Daemon::start("creds");
+    let cfg = tempfile::tempdir().unwrap();
+    let c = cfg.path();
+    std::fs::create_dir_all(c.join("bin")).unwrap();
+    std::fs::create_dir_all(c.join("secrets")).unwrap();
+    let helper = c.join("bin/docker-credential-berthtest");
+    std::fs::write(&helper, FAKE_HELPER).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let write_cfg = |v: serde_json::Value| {
+        std::fs::write(c.join("config.json"), serde_json::to_vec(&v).unwrap()).unwrap()
+    };
+    let read_cfg = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(c.join("config.json")).unwrap()).unwrap()
+    };
+    let calls = || std::fs::read_to_string(c.join("secrets/calls")).unwrap_or_default();
+
+    write_cfg(serde_json::json!({"credsStore": "berthtest"}));
+    let o = cli(
+        &d,
+        "berth",
+        c,
+        &["login", "-u", "alice", "--password-stdin", &host],
+        Some("s3cret\n"),
+    );
+    assert_eq!(ok(&o).trim(), "Login Succeeded");
+    assert!(!stderr(&o).contains("unencrypted"), "{}", stderr(&o));
+    assert_eq!(read_cfg()["auths"][&host], serde_json::json!({}));
+    assert!(!std::fs::read_to_string(c.join("config.json"))
+        .unwrap()
+        .contains("s3cret"));
+    assert!(calls().contains("store"));
+
+    let r = format!("{host}/cred/img:1");
+    ok(&d.berth(&["tag", IMAGE, &r]));
+    ok(&cli(&d, "berth", c, &["push", &r], None));
+    assert!(
+        calls().contains("get"),
+        "push asked the helper: {}",
+        calls()
+    );
+    // The docker CLI reads the same helper.
+    ok(&d.berth(&["rmi", &r]));
+    ok(&cli(&d, "docker", c, &["pull", &r], None));
+
+    // berth logout erases; pushes are refused afterwards.
+    let o = cli(&d, "berth", c, &["logout", &host], None);
+    assert_eq!(
+        ok(&o).trim(),
+        format!("Removing login credentials for {host}")
+    );
+    assert!(calls().contains("erase"));
+    assert!(read_cfg()["auths"].get(&host).is_none());
+    let o = cli(&d, "berth", c, &["push", &r], None);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no basic auth credentials"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A login by the docker CLI through the helper, then berth pushes; a
+    // per-registry credHelpers entry wins over credsStore.
+    write_cfg(
+        serde_json::json!({"credsStore": "nosuchhelper", "credHelpers": {host.clone(): "berthtest"}}),
+    );
+    let o = cli(
+        &d,
+        "docker",
+        c,
+        &["login", "-u", "alice", "--password-stdin", &host],
+        Some("s3cret\n"),
+    );
+    assert!(ok(&o).contains("Login Succeeded"));
+    ok(&cli(&d, "berth", c, &["push", &r], None));
+}

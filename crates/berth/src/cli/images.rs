@@ -202,33 +202,23 @@ fn config_key(server: &str) -> String {
     }
 }
 
-/// `X-Registry-Auth` for the registry of `reference`, from config.json.
+/// `X-Registry-Auth` for the registry of `reference`, from config.json
+/// (`auths` or a credential helper).
 fn auth_header(reference: &str) -> Vec<(&'static str, String)> {
-    let reg = registry_of(reference);
-    let key = config_key(&reg);
+    let key = config_key(&registry_of(reference));
     let cfg = read_docker_config();
-    let auths = cfg.get("auths");
-    let entry = auths.and_then(|a| {
-        a.get(&key)
-            .or_else(|| a.get(format!("https://{key}").as_str()))
-            .or_else(|| a.get(format!("http://{key}").as_str()))
-    });
-    let Some(auth) = entry
-        .and_then(|e| e.get("auth"))
-        .and_then(|a| a.as_str())
-        .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok())
-        .and_then(|d| String::from_utf8(d).ok())
-    else {
-        return vec![];
-    };
-    let Some((user, pass)) = auth.split_once(':') else {
-        return vec![];
-    };
-    let json = serde_json::json!({"username": user, "password": pass, "serveraddress": key});
-    vec![(
-        "x-registry-auth",
-        base64::engine::general_purpose::URL_SAFE.encode(json.to_string()),
-    )]
+    match super::credentials::lookup(&cfg, &key) {
+        Ok(Some(c)) => vec![(
+            "x-registry-auth",
+            base64::engine::general_purpose::URL_SAFE
+                .encode(super::credentials::registry_auth_json(&c, &key).to_string()),
+        )],
+        Ok(None) => vec![],
+        Err(e) => {
+            eprintln!("WARNING: {e}");
+            vec![]
+        }
+    }
 }
 
 /// Print a pull/push progress stream as docker does without a terminal:
@@ -550,16 +540,32 @@ pub async fn login(client: &Client, a: LoginArgs) -> CliResult {
     });
     let _: serde_json::Value = client.post_json("/auth", &body).await?;
     let mut cfg = read_docker_config();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
     if !cfg.get("auths").is_some_and(|a| a.is_object()) {
         cfg["auths"] = serde_json::json!({});
     }
-    cfg["auths"][&key] = serde_json::json!({"auth": auth});
-    write_docker_config(&cfg)?;
-    eprintln!(
-        "WARNING! Your password will be stored unencrypted in {}.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/engine/reference/commandline/login/#credentials-store\n",
-        docker_config_path().display()
-    );
+    if let Some(helper) = super::credentials::helper_for(&cfg, &key) {
+        // Like the docker CLI: the secret goes to the helper, config.json
+        // keeps an empty entry for the server.
+        let stored = super::credentials::Stored {
+            username: username.clone(),
+            secret: password.clone(),
+        };
+        super::credentials::helper_store(&helper, &key, &stored).map_err(|m| Failure {
+            code: 1,
+            message: format!("Error saving credentials: {m}"),
+        })?;
+        cfg["auths"][&key] = serde_json::json!({});
+        write_docker_config(&cfg)?;
+    } else {
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        cfg["auths"][&key] = serde_json::json!({"auth": auth});
+        write_docker_config(&cfg)?;
+        eprintln!(
+            "WARNING! Your password will be stored unencrypted in {}.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/engine/reference/commandline/login/#credentials-store\n",
+            docker_config_path().display()
+        );
+    }
     println!("Login Succeeded");
     Ok(0)
 }
@@ -574,6 +580,29 @@ pub async fn logout(a: LogoutArgs) -> CliResult {
     let server = a.server.clone().unwrap_or_else(|| DEFAULT_INDEX.into());
     let key = config_key(&server);
     let mut cfg = read_docker_config();
+    if let Some(helper) = super::credentials::helper_for(&cfg, &key) {
+        let known = super::credentials::helper_get(&helper, &key)
+            .ok()
+            .flatten()
+            .is_some();
+        if known {
+            if let Err(m) = super::credentials::helper_erase(&helper, &key) {
+                eprintln!("WARNING: could not erase credentials: {key}: {m}");
+            }
+        }
+        let had_entry = cfg
+            .get_mut("auths")
+            .and_then(|a| a.as_object_mut())
+            .map(|a| a.remove(&key).is_some())
+            .unwrap_or(false);
+        if !known && !had_entry {
+            println!("Not logged in to {key}");
+            return Ok(0);
+        }
+        write_docker_config(&cfg)?;
+        println!("Removing login credentials for {key}");
+        return Ok(0);
+    }
     let removed = cfg
         .get_mut("auths")
         .and_then(|a| a.as_object_mut())

@@ -2,6 +2,7 @@
 
 mod attach;
 mod containers;
+mod credentials;
 mod cp;
 mod exec;
 mod image_more;
