@@ -400,3 +400,57 @@ fn credential_helpers() {
     assert!(ok(&o).contains("Login Succeeded"));
     ok(&cli(&d, "berth", c, &["push", &r], None));
 }
+
+// IMG-09: on a terminal `berth pull` draws docker's live per-layer lines
+// (cursor movement, `[===>  ]` bars with sizes); on a pipe it prints the
+// status changes only.
+#[test]
+fn pull_progress_terminal_and_pipe() {
+    require_root!();
+    let reg = registry!();
+    let host = reg.host();
+    let d = Daemon::start("progress");
+    let r = format!("{host}/progress/img:1");
+    ok(&d.berth(&["tag", IMAGE, &r]));
+    ok(&d.berth(&["push", &r]));
+    ok(&d.berth(&["rmi", &r, IMAGE]));
+    let cmd = format!("{} -H {} pull {r}", bin("berth").display(), d.host());
+    let o = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{tty}");
+    assert!(tty.contains("\x1b[2K"), "lines are redrawn: {tty:?}");
+    assert!(
+        tty.contains("Downloading [") && tty.contains("=>"),
+        "bars: {tty:?}"
+    );
+    assert!(tty.contains("MB/"), "sizes: {tty:?}");
+    assert!(tty.contains("Pull complete"), "{tty:?}");
+    ok(&d.berth(&["rmi", &r]));
+    let pipe = ok(&d.berth(&["pull", &r]));
+    assert!(
+        !pipe.contains('\x1b') && !pipe.contains("Downloading"),
+        "{pipe}"
+    );
+    let id = pipe
+        .lines()
+        .find_map(|l| l.strip_suffix(": Pull complete"))
+        .expect("a Pull complete line");
+    assert!(
+        pipe.contains(&format!("{id}: Pulling fs layer\n")),
+        "{pipe}"
+    );
+    assert!(
+        pipe.contains(&format!(
+            "{id}: Verifying Checksum\n{id}: Download complete\n"
+        )),
+        "{pipe}"
+    );
+    assert!(
+        pipe.contains("Digest: sha256:")
+            && pipe.contains(&format!("Status: Downloaded newer image for {r}\n{r}\n")),
+        "{pipe}"
+    );
+}

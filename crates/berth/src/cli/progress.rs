@@ -20,7 +20,7 @@ impl Progress {
         let tty = std::io::stdout().is_terminal();
         Progress {
             tty,
-            width: terminal_width().unwrap_or(80),
+            width: terminal_width().unwrap_or(200),
             ids: Vec::new(),
             lines: 0,
         }
