@@ -6,6 +6,7 @@ pub mod archive;
 pub mod container;
 mod error;
 pub mod exec;
+pub mod image_cmds;
 pub mod images;
 pub mod lifecycle;
 mod logs;
@@ -410,6 +411,7 @@ impl Engine {
                 containers: -1,
             });
         }
+        self.refine_image_list(&query, &mut out).await?;
         Ok(out)
     }
 
@@ -448,8 +450,11 @@ impl Engine {
             "Id": rec.id,
             "RepoTags": rec.repo_tags,
             "RepoDigests": rec.repo_digests,
-            "Parent": cfg.get("parent").cloned().unwrap_or(json!("")),
-            "Comment": cfg.get("comment").cloned().unwrap_or(json!("")),
+            "Parent": match self.image_parent(&rec.id).await {
+                Some(p) => json!(p),
+                None => cfg.get("parent").cloned().unwrap_or(json!("")),
+            },
+            "Comment": image_cmds::inspect_comment(&cfg),
             "Created": cfg.get("created").cloned().unwrap_or(json!(rec.created)),
             "Container": cfg.get("container").cloned().unwrap_or(json!("")),
             "ContainerConfig": full_config(cfg.get("container_config")),
@@ -1533,6 +1538,13 @@ pub struct ImageListQuery {
     pub null_empty_collections: bool,
     pub references: Vec<String>,
     pub dangling: Option<bool>,
+    /// `all=1`: also untagged images that have children.
+    pub all: bool,
+    pub labels: Vec<image_cmds::LabelFilter>,
+    pub before: Option<String>,
+    pub since: Option<String>,
+    /// API < 1.43: untagged images report `<none>:<none>` / `<none>@<none>`.
+    pub none_placeholders: bool,
 }
 
 /// Docker's `reference` filter: a glob (`*`, `?`) against the familiar

@@ -4,9 +4,15 @@
 //! daemon calls it from `spawn_blocking`. Layout: docs/image-store.md.
 #![forbid(unsafe_code)]
 
+mod archive;
 mod changes;
+mod commit;
 mod error;
+mod import_url;
+mod layer_tar;
+mod meta;
 mod reference;
+pub mod search;
 pub mod registry;
 mod store;
 mod unpack;
@@ -19,7 +25,15 @@ use serde::{Deserialize, Serialize};
 pub use error::{Error, Result};
 pub use reference::{normalize_reference, parse_reference, Reference};
 pub use registry::{Credentials, Progress, PullResult, RegistryConfig};
+pub use archive::SavePlan;
+pub use commit::{apply_changes_json, commit_entries, CommitOptions, EMPTY_LAYER};
+pub use meta::HistoryItem;
 pub use store::ImageStore;
+
+/// OCI chain ids of diff ids (base first).
+pub fn chain_ids_of(diff_ids: &[String]) -> Vec<String> {
+    store::chain_ids(diff_ids)
+}
 
 /// One image from a `load`.
 #[derive(Debug, Clone, PartialEq, Eq)]

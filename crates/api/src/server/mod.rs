@@ -8,6 +8,7 @@ mod archive;
 mod containers;
 mod error;
 mod exec;
+mod image_more;
 mod images;
 mod system;
 mod volumes;
@@ -43,6 +44,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/json", get(images::list))
         .route("/images/load", post(images::load))
         .route("/images/create", post(images::create))
+        .route("/images/get", get(image_more::save_many))
+        .route("/images/prune", post(image_more::prune))
+        .route("/images/search", get(image_more::search))
+        .route("/commit", post(image_more::commit))
         .route(
             "/images/{*rest}",
             get(images::get_by_name)
