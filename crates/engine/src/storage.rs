@@ -58,7 +58,9 @@ fn parse_bool_filter(k: &str, v: &str) -> Result<bool> {
     match v {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(Error::InvalidArgument(format!("Invalid filter '{k}={v}'"))),
+        _ => Err(Error::InvalidArgument(format!(
+            "Invalid filter '{k}=[{v}]'"
+        ))),
     }
 }
 
@@ -105,11 +107,29 @@ impl Engine {
         let mut from = Vec::new();
         for spec in body.host_config.volumes_from.iter().flatten() {
             let (name, rw) = volumes::parse_volumes_from(spec)?;
-            let other = self.record(&name)?;
+            // 400 like dockerd (a 404 would make clients try a pull).
+            let other = self
+                .record(&name)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
             from.push((other.mount_points.clone(), rw));
         }
         let plan = volumes::plan(&body.host_config, &body.config, &image_volumes, &from)?;
         let mut points = plan.points;
+        // dockerd: a bind from inside its data root defaults to rslave.
+        let root = format!("{}/", self.cfg.data_root.display());
+        for p in points.iter_mut() {
+            let explicit =
+                p.mode.split(',').any(|m| {
+                    m.ends_with("private") || m.ends_with("shared") || m.ends_with("slave")
+                }) || body.host_config.mounts.iter().flatten().any(|m| {
+                    m["Target"].as_str().map(|t| t.trim_end_matches('/'))
+                        == Some(p.destination.as_str())
+                        && !m["BindOptions"]["Propagation"].is_null()
+                });
+            if p.kind == "bind" && !explicit && p.source.starts_with(&root) {
+                p.propagation = "rslave".into();
+            }
+        }
         let store = self.volumes.clone();
         let mut created = Vec::new();
         let result = (|| -> Result<()> {
@@ -673,7 +693,9 @@ impl Engine {
                 })
                 .await
                 .unwrap_or((0, 0));
-                s["SizeRw"] = json!(rw);
+                if rw != 0 {
+                    s["SizeRw"] = json!(rw); // omitempty in dockerd
+                }
                 s["SizeRootFs"] = json!(rw + img);
                 s["Mounts"] = Self::inspect_mounts(r);
                 rows.push(s);

@@ -108,7 +108,12 @@ pub async fn changes(
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(engine.changes(&id).await?).into_response())
+    let v = engine.changes(&id).await?;
+    if v.is_null() {
+        // dockerd's encoder: `null` and a newline.
+        return Ok(([(header::CONTENT_TYPE, "application/json")], "null\n").into_response());
+    }
+    Ok(Json(v).into_response())
 }
 
 /// Standard base64 with padding (the stat header).

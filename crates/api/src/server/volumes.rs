@@ -17,6 +17,19 @@ use super::{ApiError, ApiVersion};
 
 type Q = Query<HashMap<String, String>>;
 
+/// API 1.42+ schemas require objects for a volume's `Labels`/`Options`;
+/// dockerd 20.10 (1.41) sends null for empty ones.
+fn modernize(v: &mut serde_json::Value, version: ApiVersion) {
+    if !version.at_least(1, 42) {
+        return;
+    }
+    for k in ["Labels", "Options"] {
+        if v.get(k).is_some_and(|x| x.is_null()) {
+            v[k] = serde_json::json!({});
+        }
+    }
+}
+
 fn flag(q: &HashMap<String, String>, key: &str) -> bool {
     q.get(key)
         .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
@@ -31,31 +44,47 @@ struct CreateBody {
     labels: Option<BTreeMap<String, String>>,
 }
 
-pub async fn create(State(engine): State<Arc<Engine>>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(engine): State<Arc<Engine>>,
+    Extension(ver): Extension<ApiVersion>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let b: CreateBody = if body.is_empty() {
         CreateBody::default()
     } else {
         parse_json(&body)?
     };
-    let v = engine.volume_create(
+    let mut v = engine.volume_create(
         b.name.as_deref(),
         b.driver.as_deref().unwrap_or(""),
         b.driver_opts.unwrap_or_default(),
         b.labels.unwrap_or_default(),
     )?;
+    modernize(&mut v, ver);
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-pub async fn list(State(engine): State<Arc<Engine>>, Query(q): Q) -> Result<Response, ApiError> {
+pub async fn list(
+    State(engine): State<Arc<Engine>>,
+    Extension(ver): Extension<ApiVersion>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
     let filters = parse_filters(q.get("filters").map(String::as_str))?;
-    Ok(Json(engine.volume_list(&filters)?).into_response())
+    let mut out = engine.volume_list(&filters)?;
+    for v in out["Volumes"].as_array_mut().into_iter().flatten() {
+        modernize(v, ver);
+    }
+    Ok(Json(out).into_response())
 }
 
 pub async fn inspect(
     State(engine): State<Arc<Engine>>,
+    Extension(ver): Extension<ApiVersion>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(engine.volume_inspect(&name)?).into_response())
+    let mut v = engine.volume_inspect(&name)?;
+    modernize(&mut v, ver);
+    Ok(Json(v).into_response())
 }
 
 pub async fn remove(
@@ -92,6 +121,21 @@ pub async fn system_df(
         .map(|(_, v)| v.to_string())
         .collect();
     let mut out = engine.system_df(&types, !v.at_least(1, 44)).await?;
+    for vol in out["Volumes"].as_array_mut().into_iter().flatten() {
+        modernize(vol, v);
+    }
+    if v.at_least(1, 42) {
+        for img in out["Images"].as_array_mut().into_iter().flatten() {
+            if img["Labels"].is_null() {
+                img["Labels"] = serde_json::json!({});
+            }
+            if img["RepoDigests"].is_null() {
+                img["RepoDigests"] = serde_json::json!([]);
+            }
+        }
+    } else {
+        out["BuilderSize"] = serde_json::json!(0);
+    }
     if !v.at_least(1, 42) {
         // dockerd 20.10 has no BuildCache entries for the classic builder: null.
         if out
