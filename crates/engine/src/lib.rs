@@ -674,8 +674,7 @@ impl Engine {
         self.build_spec_for(&rec, false)?;
         let mut rec = rec;
         let image_volumes = image.config.volumes.iter().flatten().map(|(k, _)| k.clone()).collect();
-        rec.mount_points = self
-            .create_mount_points(id, body, image_volumes, rec.rootfs_mounts.clone())
+        self.create_mount_points(id, body, image_volumes, &mut rec)
             .await?;
         self.persist(&rec)?;
         self.inner.lock().unwrap().containers.insert(

@@ -775,8 +775,19 @@ impl Engine {
             {
                 continue;
             }
-            if f.contains_key("volume") || f.contains_key("publish") || f.contains_key("expose") {
-                continue; // no volumes or ports yet
+            if let Some(vs) = f.get("volume") {
+                // A volume name or a mount's source or destination.
+                let hit = vs.iter().any(|v| {
+                    r.mount_points
+                        .iter()
+                        .any(|m| m.name == *v || m.source == *v || m.destination == *v)
+                });
+                if !hit {
+                    continue;
+                }
+            }
+            if f.contains_key("publish") || f.contains_key("expose") {
+                continue; // no ports yet
             }
             out.push(r);
         }
@@ -850,7 +861,10 @@ pub(crate) fn summary(r: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) -
         status: container::status_text(r, now),
         host_config: json!({"NetworkMode": r.host_config.network_mode}),
         network_settings: json!({"Networks": {}}),
-        mounts: vec![],
+        mounts: Engine::inspect_mounts(r)
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
         size_rw: None,
         size_root_fs: None,
     }

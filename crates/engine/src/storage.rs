@@ -102,8 +102,22 @@ impl Engine {
         id: &str,
         body: &berth_types::api::ContainerCreateBody,
         image_volumes: Vec<String>,
-        rootfs: Vec<berth_types::Mount>,
-    ) -> Result<Vec<MountPoint>> {
+        rec: &mut ContainerRecord,
+    ) -> Result<()> {
+        // The image's VOLUMEs show in the container's Config.Volumes.
+        if !image_volumes.is_empty() {
+            let mut m = rec
+                .config
+                .volumes
+                .as_ref()
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default();
+            for v in &image_volumes {
+                m.entry(v.clone()).or_insert_with(|| json!({}));
+            }
+            rec.config.volumes = Some(Value::Object(m));
+        }
+        let rootfs = rec.rootfs_mounts.clone();
         let mut from = Vec::new();
         for spec in body.host_config.volumes_from.iter().flatten() {
             let (name, rw) = volumes::parse_volumes_from(spec)?;
@@ -201,7 +215,8 @@ impl Engine {
                 return Err(Error::Internal(format!("container {id}: {e}")));
             }
         }
-        Ok(points)
+        rec.mount_points = points;
+        Ok(())
     }
 
     /// Before a start: volumes with mount options mounted, bind sources of
