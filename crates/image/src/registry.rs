@@ -1349,10 +1349,9 @@ impl ImageStore {
         rest.map_err(remove_tmp)?;
         let got = format!("sha256:{}", hex::encode(br.hasher.clone().finalize()));
         let count = br.count;
-        br.file
-            .sync_all()
-            .ctx(|| "sync blob".into())
-            .map_err(remove_tmp)?;
+        // No fsync: like the unpacked layer files (and Docker's), blob content
+        // is not forced to disk; registration is atomic, and a blob damaged
+        // by a power loss fails the registry's digest check on push.
         drop(br);
         progress(status(Some(&sid), "Verifying Checksum"));
         if got != l.digest || (l.size != 0 && count != l.size) {
