@@ -120,7 +120,18 @@ impl ImageStore {
             }
             if picked.is_empty() {
                 let db = self.db();
-                let id = resolve_id(&db, name)?;
+                // dockerd 20.10's wording: a missing repository is "No such
+                // image: <name>", a missing tag "reference does not exist".
+                let id = resolve_id(&db, name).map_err(|e| match (&e, &parsed) {
+                    (Error::NoSuchImage(_), Some(p)) if p.tag.is_some() || p.digest.is_some() => {
+                        Error::Registry {
+                            kind: berth_types::ErrorKind::NotFound,
+                            message: "reference does not exist".into(),
+                        }
+                    }
+                    (Error::NoSuchImage(_), _) => Error::NoSuchImage(name.clone()),
+                    _ => e,
+                })?;
                 let tag = parsed
                     .as_ref()
                     .filter(|p| p.digest.is_none())

@@ -609,7 +609,21 @@ impl ImageStore {
         let work = TempDir::new_in(&self.root.join("tmp"), "load-")?;
         let mut r =
             maybe_gunzip(tarball).map_err(|e| Error::archive(format!("invalid archive: {e}")))?;
-        unpack(&mut r, work.path(), UnpackOptions::PLAIN)?;
+        // dockerd's (chrootarchive) wording for an unreadable outer tar.
+        unpack(&mut r, work.path(), UnpackOptions::PLAIN).map_err(|e| match e {
+            Error::InvalidArchive(m) => Error::archive(format!(
+                "Error processing tar file(exit status 1): {}",
+                if ["EOF", "fill whole buffer", "bad header", "entire block"]
+                    .iter()
+                    .any(|s| m.contains(s))
+                {
+                    "unexpected EOF".to_string()
+                } else {
+                    m
+                }
+            )),
+            e => e,
+        })?;
         let work_path = work
             .path()
             .canonicalize()

@@ -224,7 +224,11 @@ fn malformed_inputs() {
     };
     let good_manifest = manifest(&format!("\"{lp}\""));
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (b"this is not a tar file at all".repeat(40), "invalid"),
+        // dockerd's wording for an unreadable outer archive.
+        (
+            b"this is not a tar file at all".repeat(40),
+            "Error processing tar file(exit status 1): unexpected EOF",
+        ),
         (
             vec![0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
             "invalid",

@@ -135,7 +135,7 @@ pub async fn prune(
                             "false" | "0" => q.all = true,
                             _ => {
                                 return Err(ApiError::bad_request(format!(
-                                    "invalid filter 'dangling={v}'"
+                                    "Invalid filter 'dangling=[{v}]'"
                                 )))
                             }
                         }
@@ -158,7 +158,7 @@ pub async fn prune(
                 "label!" => q
                     .labels
                     .extend(values.iter().map(|v| LabelFilter::parse(v, true))),
-                other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
+                other => return Err(ApiError::bad_request(format!("Invalid filter '{other}'"))),
             }
         }
     }
@@ -181,12 +181,8 @@ pub async fn commit(
     let reference = match (repo, tag) {
         (Some(r), Some(t)) => Some(format!("{r}:{t}")),
         (Some(r), None) => Some(r.to_string()),
-        (None, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid reference format: repository name must have at least one component",
-            ))
-        }
-        (None, None) => None,
+        // dockerd ignores a tag without a repository.
+        (None, _) => None,
     };
     let config = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -267,7 +263,7 @@ pub async fn search(
                         }
                     }
                     other => {
-                        return Err(ApiError::bad_request(format!("invalid filter '{other}'")))
+                        return Err(ApiError::bad_request(format!("Invalid filter '{other}'")))
                     }
                 }
             }

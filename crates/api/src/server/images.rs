@@ -180,7 +180,7 @@ pub async fn list(
                 "before" => query.before = values.into_iter().next(),
                 "since" => query.since = values.into_iter().next(),
                 other => {
-                    return Err(ApiError::bad_request(format!("invalid filter '{other}'")));
+                    return Err(ApiError::bad_request(format!("Invalid filter '{other}'")));
                 }
             }
         }
@@ -246,7 +246,11 @@ pub async fn load(
     Query(_q): Query<LoadQuery>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let loaded = engine.load_images(body_reader(body)).await?;
+    // dockerd answers 200 and reports a failed load in the JSON stream.
+    let loaded = match engine.load_images(body_reader(body)).await {
+        Ok(l) => l,
+        Err(e) => return Ok(json_lines(vec![error_json(&e)])),
+    };
     Ok(json_lines(
         loaded
             .into_iter()

@@ -69,9 +69,7 @@ pub async fn load(client: &Client, a: LoadArgs) -> CliResult {
             Some("application/x-tar"),
         )
         .await?;
-    if a.quiet {
-        return Ok(0);
-    }
+    // -q only hides progress; "Loaded image:" lines and errors still show.
     print_stream(resp).await
 }
 
