@@ -131,17 +131,7 @@ impl VolumeStore {
             };
             if rec.copy_up == CopyUp::Pending {
                 tracing::warn!(volume = %rec.name, "copy-up was interrupted; emptying the volume");
-                let data_dir = ent.path().join("_data");
-                if let Ok(fd) = berth_sys::at::open_dir(&data_dir) {
-                    if let Ok(names) = archive::list_dir(fd.as_fd()) {
-                        for n in names {
-                            let is_dir = std::fs::symlink_metadata(data_dir.join(&n))
-                                .map(|m| m.is_dir())
-                                .unwrap_or(false);
-                            let _ = archive::remove_at(fd.as_fd(), &n, is_dir);
-                        }
-                    }
-                }
+                let _ = wipe(&ent.path().join("_data"));
                 rec.copy_up = CopyUp::None;
                 let _ = write_meta(root, &rec);
             }
@@ -324,6 +314,10 @@ impl VolumeStore {
             Err(_) => return Ok(()), // nothing (or not a directory) in the image there
         };
         let data = self.data_path(name);
+        if rec.copy_up == CopyUp::Pending {
+            // A copy that failed earlier: start again from empty.
+            wipe(&data).ctx(|| format!("empty {}", data.display()))?;
+        }
         let dst = berth_sys::at::open_dir(&data).ctx(|| format!("open {}", data.display()))?;
         let dst = berth_sys::at::open_child(
             dst.as_fd(),
@@ -352,9 +346,15 @@ impl VolumeStore {
         })();
         match copied {
             Ok(()) => self.set_copy_up(name, CopyUp::Done),
-            Err(e) => Err(Error::Internal(format!(
-                "copy image content to volume {name} at {dest}: {e}"
-            ))),
+            Err(e) => {
+                // Never leave a half-filled volume behind: empty it again.
+                if wipe(&data).is_ok() {
+                    let _ = self.set_copy_up(name, CopyUp::None);
+                }
+                Err(Error::Internal(format!(
+                    "copy image content to volume {name} at {dest}: {e}"
+                )))
+            }
         }
     }
 
@@ -381,6 +381,18 @@ impl VolumeStore {
         }
         v
     }
+}
+
+/// Remove everything inside `dir` (never following symlinks).
+fn wipe(dir: &Path) -> std::io::Result<()> {
+    let fd = berth_sys::at::open_dir(dir)?;
+    for n in archive::list_dir(fd.as_fd())? {
+        let is_dir = std::fs::symlink_metadata(dir.join(&n))
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        archive::remove_at(fd.as_fd(), &n, is_dir)?;
+    }
+    Ok(())
 }
 
 fn write_meta(root: &Path, rec: &VolumeRecord) -> std::io::Result<()> {
@@ -1016,6 +1028,55 @@ mod tests {
             .contains("destination can't be '/'"));
         let (m, _) = parse_bind("v:/x:nocopy,ro").unwrap();
         assert!(!m.copy_data && !m.rw);
+    }
+
+    #[test]
+    fn failed_copy_up_is_retried_from_empty() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // copy-up keeps owners: needs root
+        }
+        let base = std::env::temp_dir().join(format!("berth-vol-unit-{}", random_name()));
+        let src = base.join("root/src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        for i in 0..5 {
+            std::fs::write(src.join(format!("f{i}")), format!("{i}")).unwrap();
+        }
+        let store = VolumeStore::open(&base.join("volumes")).unwrap();
+        store
+            .create(Some("vv"), "local", BTreeMap::new(), BTreeMap::new(), false)
+            .unwrap();
+        let root = berth_sys::at::open_dir(&base.join("root")).unwrap();
+        let mut n = 0;
+        let mut fail_third = || {
+            n += 1;
+            if n == 3 {
+                Err(std::io::Error::other("injected"))
+            } else {
+                Ok(())
+            }
+        };
+        assert!(store
+            .copy_up("vv", root.as_fd(), "/src", &mut fail_third)
+            .is_err());
+        let data = store.data_path("vv");
+        assert_eq!(
+            std::fs::read_dir(&data).unwrap().count(),
+            0,
+            "half copy left"
+        );
+        assert_eq!(store.get("vv").unwrap().copy_up, CopyUp::None);
+        // A crash between the two states: pending on disk is emptied at open.
+        store.set_copy_up("vv", CopyUp::Pending).unwrap();
+        std::fs::write(data.join("f0"), "partial").unwrap();
+        drop(store);
+        let store = VolumeStore::open(&base.join("volumes")).unwrap();
+        assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
+        store
+            .copy_up("vv", root.as_fd(), "/src", &mut || Ok(()))
+            .unwrap();
+        assert_eq!(std::fs::read_dir(&data).unwrap().count(), 6);
+        assert_eq!(store.get("vv").unwrap().copy_up, CopyUp::Done);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
