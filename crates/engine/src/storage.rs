@@ -535,17 +535,26 @@ impl Engine {
         opts: ExtractOptions,
     ) -> Result<()> {
         let rec = self.record(key)?;
-        if rec.host_config.readonly_rootfs {
-            let dest = archive::clean_container_path(path);
-            let on_volume = rec.mount_points.iter().any(|p| {
-                p.rw && p.kind != "tmpfs"
-                    && (dest == p.destination || dest.starts_with(&format!("{}/", p.destination)))
-            });
-            if !on_volume {
-                return Err(Error::Forbidden(
-                    "container rootfs is marked read-only".into(),
-                ));
+        // dockerd's checks (both 500 in 20.10): a read-only volume, or a
+        // read-only rootfs when the destination is on no volume.
+        let dest = archive::clean_container_path(path);
+        let dest = dest.trim_end_matches("/.").trim_end_matches('/');
+        let on = rec
+            .mount_points
+            .iter()
+            .filter(|p| p.kind != "tmpfs")
+            .filter(|p| dest == p.destination || dest.starts_with(&format!("{}/", p.destination)))
+            .max_by_key(|p| p.destination.len());
+        match on {
+            Some(p) if !p.rw => {
+                return Err(Error::Internal("mounted volume is marked read-only".into()))
             }
+            None if rec.host_config.readonly_rootfs => {
+                return Err(Error::Internal(
+                    "container rootfs is marked read-only".into(),
+                ))
+            }
+            _ => {}
         }
         let (root, binds) = self.view_of(&rec, false);
         let scratch = self.scratch();
