@@ -1542,7 +1542,13 @@ impl ImageStore {
         }
         let manifest: Manifest = serde_json::from_slice(&body)
             .map_err(|e| reg_err(ErrorKind::Internal, format!("invalid manifest: {e}")))?;
-        progress(status(Some(&want), format!("Pulling from {path}")));
+        // dockerd: the tag, or for digest pulls the whole familiar reference.
+        let pulling_id = if r.digest.is_some() {
+            display.clone()
+        } else {
+            want.clone()
+        };
+        progress(status(Some(&pulling_id), format!("Pulling from {path}")));
 
         if !valid_digest(&manifest.config.digest)
             || manifest.layers.iter().any(|l| !valid_digest(&l.digest))
@@ -1776,8 +1782,13 @@ impl ImageStore {
         cleanup.armed = false;
         progress(status(None, format!("Digest: {top_digest}")));
         let shown = tag.clone().unwrap_or_else(|| repo_digest.clone());
+        // "Downloaded newer image" when the reference now points elsewhere
+        // (a new tag, or a digest reference the image did not have).
         let changed = match &already {
-            Some(rec) => tag.as_ref().is_some_and(|t| !rec.repo_tags.contains(t)),
+            Some(rec) => match &tag {
+                Some(t) => !rec.repo_tags.contains(t),
+                None => !rec.repo_digests.contains(&repo_digest),
+            },
             None => true,
         };
         if changed {
@@ -1817,6 +1828,17 @@ impl ImageStore {
         }
         let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
         let full = format!("{}:{}", r.name, tag);
+        let (domain, path) = split_name(&r.name);
+        let shown_repo = if domain == "docker.io" {
+            format!("docker.io/{path}")
+        } else {
+            r.name.clone()
+        };
+        // dockerd announces the repository before looking the image up.
+        progress(status(
+            None,
+            format!("The push refers to repository [{shown_repo}]"),
+        ));
         let rec = match self.resolve(&full) {
             Ok(rec) => rec,
             Err(Error::NoSuchImage(_)) => {
@@ -1827,16 +1849,6 @@ impl ImageStore {
             }
             Err(e) => return Err(e),
         };
-        let (domain, path) = split_name(&r.name);
-        let shown_repo = if domain == "docker.io" {
-            format!("docker.io/{path}")
-        } else {
-            r.name.clone()
-        };
-        progress(status(
-            None,
-            format!("The push refers to repository [{shown_repo}]"),
-        ));
         let session = Session::open(cfg, &domain, &path, creds, "pull,push")?;
         let mut layers = Vec::new();
         for d in &rec.rootfs_layers {
