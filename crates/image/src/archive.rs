@@ -70,7 +70,7 @@ impl SavePlan {
 }
 
 /// Fully qualified name for the OCI `io.containerd.image.name` annotation.
-fn qualified(familiar: &str) -> String {
+pub(crate) fn qualified(familiar: &str) -> String {
     let first = familiar.split('/').next().unwrap_or("");
     let has_host = familiar.contains('/')
         && (first.contains('.') || first.contains(':') || first == "localhost");

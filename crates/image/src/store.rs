@@ -1229,9 +1229,11 @@ fn load_record(db: &Connection, id: &str) -> Result<ImageRecord> {
     let (created, size, architecture, os, config, diff_ids, digests) = row;
     let bad = |e: serde_json::Error| Error::Internal(format!("corrupt image row {id}: {e}"));
     let mut st = db.prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY tagged, name")?;
-    let repo_tags = st
+    let mut repo_tags = st
         .query_map([id], |r| r.get(0))?
         .collect::<std::result::Result<Vec<String>, _>>()?;
+    // dockerd lists references sorted by their fully qualified form.
+    repo_tags.sort_by_cached_key(|t| crate::archive::qualified(t));
     Ok(ImageRecord {
         id: id.to_string(),
         repo_tags,

@@ -121,6 +121,7 @@ pub fn parse_until(v: &str, now: i64) -> Option<i64> {
 /// `POST /images/prune?filters=`.
 pub async fn prune(
     State(engine): State<Arc<Engine>>,
+    axum::Extension(v): axum::Extension<super::ApiVersion>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(&raw)?;
@@ -162,7 +163,13 @@ pub async fn prune(
             }
         }
     }
-    Ok(Json(engine.prune_images(q).await?).into_response())
+    let mut out = engine.prune_images(q).await?;
+    // dockerd 20.10 (API 1.41) sends null for an empty list; the newer
+    // schema wants an array.
+    if v.at_least(1, 42) && out["ImagesDeleted"].is_null() {
+        out["ImagesDeleted"] = json!([]);
+    }
+    Ok(Json(out).into_response())
 }
 
 /// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`.
