@@ -29,6 +29,8 @@ pub struct DaemonArgs {
     /// Specify network bridge IP
     #[arg(long)]
     pub bip: Option<String>,
+    #[command(flatten)]
+    pub net: crate::daemon_net::NetArgs,
     /// Daemon configuration file
     #[arg(long, default_value = "/etc/berth/daemon.json")]
     pub config_file: PathBuf,
@@ -72,6 +74,13 @@ struct FileConfig {
     data_root: Option<PathBuf>,
     exec_root: Option<PathBuf>,
     bip: Option<String>,
+    bridge: Option<String>,
+    fixed_cidr: Option<String>,
+    mtu: Option<u32>,
+    icc: Option<bool>,
+    iptables: Option<bool>,
+    ip_forward: Option<bool>,
+    default_address_pools: Vec<crate::daemon_net::PoolEntry>,
     default_runtime: Option<String>,
     runtimes: HashMap<String, RuntimeEntry>,
     pidfile: Option<PathBuf>,
@@ -188,7 +197,20 @@ fn run(args: DaemonArgs) -> Result<()> {
         .get(&rt_name)
         .cloned()
         .with_context(|| format!("default runtime {rt_name} is not registered"))?;
+    let net_file = crate::daemon_net::NetFile {
+        bridge: file.bridge.take(),
+        fixed_cidr: file.fixed_cidr.take(),
+        mtu: file.mtu,
+        icc: file.icc,
+        iptables: file.iptables,
+        ip_forward: file.ip_forward,
+        default_address_pools: std::mem::take(&mut file.default_address_pools),
+    };
+    let bip = args.bip.clone().or(file.bip.clone());
+    let network =
+        crate::daemon_net::network_config(&args.net, net_file, bip, &data_root, &exec_root)?;
     let cfg = berth_engine::Config {
+        network,
         data_root,
         exec_root: exec_root.clone(),
         shim_binary: sibling_binary("berth-runtime"),
@@ -205,7 +227,11 @@ fn run(args: DaemonArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve(cfg, hosts, pidfile))
+    let res = rt.block_on(serve(cfg, hosts, pidfile));
+    // Open attach/exec streams and blocking tasks must not keep a stopping
+    // daemon alive (containers keep running under their shims).
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    res
 }
 
 async fn serve(cfg: berth_engine::Config, hosts: Vec<String>, pidfile: PathBuf) -> Result<()> {
