@@ -833,3 +833,62 @@ fn save_load_interop_with_dockerd() {
     let hist = ok(&dk.docker(&["history", "-q", "fromdocker:1"]));
     assert_eq!(hist.lines().count(), 3, "{hist}");
 }
+
+#[test]
+fn load_oci_layout_without_manifest_json() {
+    require_root!();
+    let d = Daemon::start("imgocilayout");
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = images_dir().join("busybox-rootfs.tar");
+    let id = ok(&d.berth(&[
+        "import",
+        "-c",
+        "CMD [\"echo\",\"oci\"]",
+        rootfs.to_str().unwrap(),
+        "oci:1",
+    ]))
+    .trim()
+    .to_string();
+    let full = dir.path().join("full.tar");
+    ok(&d.berth(&["save", "-o", full.to_str().unwrap(), "oci:1"]));
+    ok(&d.berth(&["rmi", "oci:1"]));
+    // Only the OCI image layout: no manifest.json, no repositories.
+    let oci = dir.path().join("oci.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&oci).unwrap());
+        let mut ar = tar::Archive::new(std::fs::File::open(&full).unwrap());
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let p = e.path().unwrap().display().to_string();
+            if p == "manifest.json" || p == "repositories" {
+                continue;
+            }
+            let mut h = e.header().clone();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            b.append_data(&mut h, &p, &data[..]).unwrap();
+        }
+        b.finish().unwrap();
+    }
+    let out = ok(&d.berth(&["load", "-i", oci.to_str().unwrap()]));
+    assert_eq!(out, "Loaded image: oci:1\n");
+    assert_eq!(id_of(&d, "oci:1"), id);
+    assert_eq!(ok(&d.berth(&["run", "--rm", "oci:1"])), "oci\n");
+    // skopeo's oci-archive (gzip layers, its own manifest) loads too.
+    if Path::new("/usr/bin/skopeo").exists() {
+        let sk = dir.path().join("skopeo-oci.tar");
+        let st = Command::new("skopeo")
+            .args([
+                "copy",
+                "-q",
+                &format!("docker-archive:{}", full.display()),
+                &format!("oci-archive:{}:docker.io/library/viaskopeo:2", sk.display()),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = ok(&d.berth(&["load", "-i", sk.to_str().unwrap()]));
+        assert_eq!(out, "Loaded image: viaskopeo:2\n");
+        assert_eq!(ok(&d.berth(&["run", "--rm", "viaskopeo:2"])), "oci\n");
+    }
+}

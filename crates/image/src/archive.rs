@@ -425,3 +425,124 @@ impl ImageStore {
         self.write_save(&plan, out)
     }
 }
+
+/// One image of an OCI image layout, as `manifest.json` would list it:
+/// (config path, tags, layer paths), paths relative to the archive root.
+pub(crate) type LayoutEntry = (String, Option<Vec<String>>, Vec<String>);
+
+#[derive(serde::Deserialize)]
+struct OciDescriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    annotations: std::collections::HashMap<String, String>,
+    #[serde(default)]
+    platform: Option<OciPlatform>,
+}
+
+#[derive(serde::Deserialize)]
+struct OciPlatform {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+}
+
+#[derive(serde::Deserialize)]
+struct OciIndex {
+    #[serde(default)]
+    manifests: Vec<OciDescriptor>,
+}
+
+#[derive(serde::Deserialize)]
+struct OciManifest {
+    config: OciDescriptor,
+    #[serde(default)]
+    layers: Vec<OciDescriptor>,
+}
+
+fn blob_rel(digest: &str) -> Result<String> {
+    match digest.strip_prefix("sha256:") {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(format!("blobs/sha256/{h}"))
+        }
+        _ => Err(Error::archive(format!(
+            "invalid digest {digest:?} in index.json"
+        ))),
+    }
+}
+
+/// The images of an OCI image layout (`oci-layout` + `index.json`, as
+/// skopeo's oci-archive writes it, without `manifest.json`). Nested
+/// indexes pick the host platform. `read` returns a file of the archive.
+/// Tags come from `io.containerd.image.name`, else from
+/// `org.opencontainers.image.ref.name` when that is a full reference.
+pub(crate) fn oci_layout_entries(
+    read: &dyn Fn(&str) -> Result<Vec<u8>>,
+) -> Result<Option<Vec<LayoutEntry>>> {
+    let Ok(index) = read("index.json") else {
+        return Ok(None);
+    };
+    let index: OciIndex = serde_json::from_slice(&index)
+        .map_err(|e| Error::archive(format!("invalid index.json: {e}")))?;
+    let mut out: Vec<LayoutEntry> = Vec::new();
+    let mut queue: Vec<(OciDescriptor, u8)> = index.manifests.into_iter().map(|d| (d, 0)).collect();
+    while let Some((d, depth)) = queue.pop() {
+        let body = read(&blob_rel(&d.digest)?)?;
+        let is_index = d.media_type.contains("index") || d.media_type.contains("manifest.list");
+        if is_index {
+            if depth > 4 {
+                return Err(Error::archive("invalid index.json: nested too deeply"));
+            }
+            let inner: OciIndex = serde_json::from_slice(&body)
+                .map_err(|e| Error::archive(format!("invalid index {}: {e}", d.digest)))?;
+            let host = crate::store::host_arch();
+            let pick = inner
+                .manifests
+                .into_iter()
+                .find(|m| {
+                    m.platform
+                        .as_ref()
+                        .is_none_or(|p| p.os == "linux" && p.architecture == host)
+                })
+                .ok_or_else(|| {
+                    Error::archive(format!("no linux/{host} image in index {}", d.digest))
+                })?;
+            let mut pick = pick;
+            if pick.annotations.is_empty() {
+                pick.annotations = d.annotations.clone();
+            }
+            queue.push((pick, depth + 1));
+            continue;
+        }
+        let m: OciManifest = serde_json::from_slice(&body)
+            .map_err(|e| Error::archive(format!("invalid manifest {}: {e}", d.digest)))?;
+        let tag = d
+            .annotations
+            .get("io.containerd.image.name")
+            .or_else(|| d.annotations.get("org.opencontainers.image.ref.name"))
+            .and_then(|n| {
+                parse_reference(n)
+                    .ok()
+                    .filter(|_| n.contains(':') || n.contains('/'))
+                    .map(|r| r.familiar())
+            });
+        let config = blob_rel(&m.config.digest)?;
+        let layers = m
+            .layers
+            .iter()
+            .map(|l| blob_rel(&l.digest))
+            .collect::<Result<Vec<_>>>()?;
+        match out.iter_mut().find(|(c, _, _)| *c == config) {
+            Some((_, tags, _)) => {
+                if let Some(t) = tag {
+                    tags.get_or_insert_with(Vec::new).push(t);
+                }
+            }
+            None => out.push((config, tag.map(|t| vec![t]), layers)),
+        }
+    }
+    out.reverse();
+    Ok(Some(out))
+}

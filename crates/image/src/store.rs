@@ -629,14 +629,41 @@ impl ImageStore {
             .canonicalize()
             .ctx(|| "resolve load dir".into())?;
 
-        let mut mf = Self::open_in_archive(&work_path, "manifest.json").map_err(|_| {
-            Error::archive("invalid archive: manifest.json not found (not a docker save tarball?)")
-        })?;
-        let mut mbytes = Vec::new();
-        mf.read_to_end(&mut mbytes)
-            .ctx(|| "read manifest.json".into())?;
-        let manifest: Vec<ManifestEntry> = serde_json::from_slice(&mbytes)
-            .map_err(|e| Error::archive(format!("invalid manifest.json: {e}")))?;
+        let manifest: Vec<ManifestEntry> = match Self::open_in_archive(&work_path, "manifest.json")
+        {
+            Ok(mut mf) => {
+                let mut mbytes = Vec::new();
+                mf.read_to_end(&mut mbytes)
+                    .ctx(|| "read manifest.json".into())?;
+                serde_json::from_slice(&mbytes)
+                    .map_err(|e| Error::archive(format!("invalid manifest.json: {e}")))?
+            }
+            // An OCI image layout without manifest.json (skopeo oci-archive).
+            Err(_) => {
+                let read = |rel: &str| -> Result<Vec<u8>> {
+                    let mut v = Vec::new();
+                    Self::open_in_archive(&work_path, rel)?
+                        .read_to_end(&mut v)
+                        .ctx(|| format!("read {rel}"))?;
+                    Ok(v)
+                };
+                match crate::archive::oci_layout_entries(&read)? {
+                    Some(list) => list
+                        .into_iter()
+                        .map(|(config, repo_tags, layers)| ManifestEntry {
+                            config,
+                            repo_tags,
+                            layers,
+                        })
+                        .collect(),
+                    None => {
+                        return Err(Error::archive(
+                            "invalid archive: manifest.json not found (not a docker save tarball?)",
+                        ))
+                    }
+                }
+            }
+        };
         if manifest.is_empty() {
             return Err(Error::archive("invalid manifest.json: no images"));
         }
