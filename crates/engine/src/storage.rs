@@ -388,7 +388,12 @@ impl Engine {
     /// The filesystem a `cp`/`export` sees: the mounted rootfs of a running
     /// container (or its overlay, mounted privately, when stopped), plus
     /// its volumes and binds unless `rootfs_only`.
-    fn view_of(&self, rec: &ContainerRecord, rootfs_only: bool) -> (RootSource, Vec<ViewBind>) {
+    fn view_of(
+        &self,
+        rec: &ContainerRecord,
+        rootfs_only: bool,
+        writable: bool,
+    ) -> (RootSource, Vec<ViewBind>) {
         let mounted = self.bundle_dir(&rec.id).join("rootfs");
         let running_root = rec.is_running()
             && berth_sys::mount::mounts_under(&mounted)
@@ -396,8 +401,13 @@ impl Engine {
                 .unwrap_or(false);
         let root = if running_root {
             RootSource::Bind(mounted)
-        } else {
+        } else if writable {
             RootSource::Overlay(rec.rootfs_mounts.clone())
+        } else {
+            // Readers of a stopped container get a read-only overlay with
+            // the upper dir as the top lower layer: no workdir, so a start
+            // meanwhile never shares one with us.
+            RootSource::Overlay(readonly_overlay(&rec.rootfs_mounts))
         };
         let binds = if rootfs_only {
             vec![]
@@ -434,7 +444,7 @@ impl Engine {
     /// `HEAD /containers/{id}/archive`.
     pub async fn archive_stat(&self, key: &str, path: &str) -> Result<PathStat> {
         let rec = self.record(key)?;
-        let (root, binds) = self.view_of(&rec, false);
+        let (root, binds) = self.view_of(&rec, false, false);
         let scratch = self.scratch();
         let p = path.to_string();
         let res = tokio::task::spawn_blocking(move || {
@@ -456,7 +466,7 @@ impl Engine {
     /// `GET /containers/{id}/archive`: the stat, then the tar stream.
     pub async fn archive_get(&self, key: &str, path: &str) -> Result<(PathStat, TarStream)> {
         let rec = self.record(key)?;
-        let (root, binds) = self.view_of(&rec, false);
+        let (root, binds) = self.view_of(&rec, false, false);
         self.stream_view(root, binds, Some(path.to_string()))
             .await
             .map_err(|e| {
@@ -473,7 +483,7 @@ impl Engine {
     /// volumes, as dockerd).
     pub async fn export(&self, key: &str) -> Result<TarStream> {
         let rec = self.record(key)?;
-        let (root, binds) = self.view_of(&rec, true);
+        let (root, binds) = self.view_of(&rec, true, false);
         self.stream_view(root, binds, None)
             .await
             .map(|(_, rx)| rx)
@@ -556,7 +566,19 @@ impl Engine {
             }
             _ => {}
         }
-        let (root, binds) = self.view_of(&rec, false);
+        // A stopped container's overlay is mounted read-write here: keep it
+        // from starting (and mounting the same upper dir) meanwhile.
+        let (claimed, rec) = self.with_entry(&rec.id, |e| {
+            if e.rec.is_running() {
+                Ok((false, e.rec.clone()))
+            } else if e.busy {
+                Err(Error::Conflict(format!("container {} is busy", e.rec.id)))
+            } else {
+                e.busy = true;
+                Ok((true, e.rec.clone()))
+            }
+        })??;
+        let (root, binds) = self.view_of(&rec, false, true);
         let scratch = self.scratch();
         let p = path.to_string();
         let res = tokio::task::spawn_blocking(move || {
@@ -564,8 +586,11 @@ impl Engine {
                 Ok(archive::extract(fd, &p, body, opts))
             })
         })
-        .await
-        .map_err(blocking_err)?;
+        .await;
+        if claimed {
+            let _ = self.with_entry(&rec.id, |e| e.busy = false);
+        }
+        let res = res.map_err(blocking_err)?;
         match res {
             Ok(Ok(())) => Ok(()),
             Ok(Err(ExtractError::NotADirectory)) => Err(Error::InvalidArgument(
@@ -744,6 +769,29 @@ impl Engine {
         }
         Ok(Value::Object(out))
     }
+}
+
+/// `lowerdir=upper:lowers`, no upper or work dir: a read-only overlay of
+/// a container's current filesystem.
+fn readonly_overlay(mounts: &[berth_types::Mount]) -> Vec<berth_types::Mount> {
+    mounts
+        .iter()
+        .map(|m| {
+            let get = |k: &str| {
+                m.options
+                    .iter()
+                    .find_map(|o| o.strip_prefix(k).map(str::to_string))
+            };
+            match (get("upperdir="), get("lowerdir=")) {
+                (Some(upper), Some(lower)) if m.kind == "overlay" => berth_types::Mount {
+                    kind: m.kind.clone(),
+                    source: m.source.clone(),
+                    options: vec![format!("lowerdir={upper}:{lower}")],
+                },
+                _ => m.clone(),
+            }
+        })
+        .collect()
 }
 
 /// Whether a bind point came from `-v` (whose missing source is created)

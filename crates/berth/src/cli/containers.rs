@@ -963,6 +963,12 @@ pub enum ContainerCmd {
     Inspect(InspectArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(super::cp::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(super::cp::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(super::cp::ExportArgs),
 }
 
 pub async fn container(client: &Client, cmd: ContainerCmd) -> CliResult {
@@ -983,5 +989,8 @@ pub async fn container(client: &Client, cmd: ContainerCmd) -> CliResult {
         ContainerCmd::Prune(a) => prune(client, a).await,
         ContainerCmd::Inspect(a) => inspect(client, a, Some("container")).await,
         ContainerCmd::Logs(a) => logs(client, a).await,
+        ContainerCmd::Cp(a) => super::cp::cp(client, a).await,
+        ContainerCmd::Diff(a) => super::cp::diff(client, a).await,
+        ContainerCmd::Export(a) => super::cp::export(client, a).await,
     }
 }
