@@ -28,6 +28,8 @@ use crate::store::{chain_ids, hex_of, resolve_id};
 use crate::util::{maybe_gunzip, sha256_hex, HashingReader, TempDir};
 use crate::ImageStore;
 
+const TAR_SIZES: &str = "CREATE TABLE IF NOT EXISTS layer_tar_sizes (
+    diff_id TEXT PRIMARY KEY, blob TEXT NOT NULL, size INTEGER NOT NULL);";
 const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -205,6 +207,15 @@ impl ImageStore {
     ) -> Result<SaveLayer> {
         if let Some((digest, _, _)) = self.layer_blob(diff_id)? {
             let path = self.blob_path(&digest);
+            // Measured and verified by an earlier save: stream directly
+            // (the digest is still checked while streaming).
+            if let Some(size) = self.cached_tar_size(diff_id, &digest) {
+                return Ok(SaveLayer {
+                    diff_id: diff_id.to_string(),
+                    size,
+                    source: LayerSource::Blob(path),
+                });
+            }
             let f = fs::File::open(&path).ctx(|| format!("open {}", path.display()))?;
             let mut hr =
                 HashingReader::new(maybe_gunzip(f).ctx(|| format!("read layer blob {digest}"))?);
@@ -212,6 +223,7 @@ impl ImageStore {
             let size = hr.count;
             let got = hr.finish().ctx(|| format!("read layer blob {digest}"))?;
             if got == diff_id {
+                self.cache_tar_size(diff_id, &digest, size);
                 return Ok(SaveLayer {
                     diff_id: diff_id.to_string(),
                     size,
@@ -252,6 +264,32 @@ impl ImageStore {
             size,
             source: LayerSource::Rebuilt(path),
         })
+    }
+
+    /// Uncompressed size of a layer blob, remembered after a verified save
+    /// (table `layer_tar_sizes`, keyed by diff id and blob digest).
+    fn cached_tar_size(&self, diff_id: &str, blob: &str) -> Option<u64> {
+        let db = self.db();
+        db.execute_batch(TAR_SIZES).ok()?;
+        db.query_row(
+            "SELECT size FROM layer_tar_sizes WHERE diff_id = ?1 AND blob = ?2",
+            [diff_id, blob],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .ok()
+        .flatten()
+        .map(|s| s as u64)
+    }
+
+    fn cache_tar_size(&self, diff_id: &str, blob: &str, size: u64) {
+        let db = self.db();
+        if db.execute_batch(TAR_SIZES).is_ok() {
+            let _ = db.execute(
+                "INSERT OR REPLACE INTO layer_tar_sizes (diff_id, blob, size) VALUES (?1, ?2, ?3)",
+                rusqlite::params![diff_id, blob, size as i64],
+            );
+        }
     }
 
     /// Stream the archive of a prepared plan.
