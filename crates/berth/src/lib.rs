@@ -2,4 +2,5 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod daemon_net;
 pub mod format;

@@ -11,6 +11,7 @@ pub mod images;
 pub mod lifecycle;
 mod logs;
 mod names;
+pub mod networks;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
@@ -35,6 +36,7 @@ use tracing::{info, warn};
 
 pub use container::{ContainerRecord, Status};
 pub use error::{Error, Result};
+pub use berth_network::{Config as NetworkConfig, Pool as AddressPool};
 pub use logs::{LogEntry, LogOptions};
 pub use storage::TarStream;
 
@@ -52,6 +54,8 @@ pub struct Config {
     /// OCI runtime the shim drives (berth-runtime, runc, crun).
     pub runtime: PathBuf,
     pub bip: Option<String>,
+    /// Networking (bridge, bip, icc, iptables, pools...), NET-xx/CFG-13..17.
+    pub network: berth_network::Config,
     /// Name of the default runtime, as `HostConfig.Runtime` shows it.
     pub runtime_name: String,
     /// Registry settings: insecure registries, mirrors, concurrency, certs (CFG-xx).
@@ -91,6 +95,7 @@ pub struct Engine {
     images: Arc<ImageStore>,
     inner: Mutex<Inner>,
     execs: exec::Execs,
+    net: Arc<berth_network::NetworkManager>,
     volumes: Arc<volumes::VolumeStore>,
 }
 
@@ -156,7 +161,9 @@ impl Engine {
             .await
             .map_err(blocking_err)??;
         let volume_store = Arc::new(volumes::VolumeStore::open(&cfg.data_root.join("volumes"))?);
+        let net = berth_network::NetworkManager::open(cfg.network.clone()).await?;
         let engine = Arc::new(Engine {
+            net,
             volumes: volume_store,
             cfg,
             images: Arc::new(images),
@@ -164,6 +171,7 @@ impl Engine {
             execs: exec::Execs::default(),
         });
         engine.restore().await?;
+        engine.reconcile_networks().await;
         Ok(engine)
     }
 
@@ -518,6 +526,8 @@ impl Engine {
             return Err(Error::InvalidArgument("No command specified".into()));
         }
         let warnings = spec::verify_host_config(&mut body.host_config)?;
+        networks::merge_exposed(&mut body, image.config.exposed_ports.as_ref());
+        let attachments = self.plan_networks(&mut body)?;
         for mode in [&body.host_config.pid_mode, &body.host_config.ipc_mode] {
             if let Some(other) = mode.strip_prefix("container:") {
                 // 400 like dockerd (a 404 would make clients try a pull).
@@ -573,6 +583,7 @@ impl Engine {
             let _ = tokio::task::spawn_blocking(move || images.remove_snapshot(&key)).await;
         }
         created?;
+        self.save_attachments(&id, &attachments)?;
         info!(container = %id, %name, "created");
         Ok(ContainerCreateResponse { id, warnings })
     }
@@ -773,6 +784,9 @@ impl Engine {
                 shm = Some(format!("/proc/{}/root/dev/shm", other.state.pid));
             }
         }
+        if let Some(p) = self.network_namespace(rec, starting)? {
+            joined.push(("network", p));
+        }
         Ok((joined, shm))
     }
 
@@ -815,6 +829,7 @@ impl Engine {
             1.min(env.len()),
             format!("HOSTNAME={}", rec.config.hostname),
         );
+        env.extend(self.link_env(rec));
         if rec.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());
         }
@@ -864,30 +879,11 @@ impl Engine {
     }
 
     fn write_etc_files(&self, rec: &ContainerRecord) -> Result<()> {
-        let hostname = format!("{}\n", rec.config.hostname);
-        let hosts = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-        );
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let mut resolv: Vec<String> = host_resolv
-            .lines()
-            .filter(|l| {
-                let mut w = l.split_whitespace();
-                !(w.next() == Some("nameserver")
-                    && w.next()
-                        .map(|ip| ip.starts_with("127.") || ip == "::1")
-                        .unwrap_or(false))
-            })
-            .map(str::to_string)
-            .collect();
-        if !resolv.iter().any(|l| l.starts_with("nameserver")) {
-            resolv.push("nameserver 8.8.8.8".into());
-            resolv.push("nameserver 8.8.4.4".into());
-        }
+        let [hostname, hosts, resolv] = self.network_etc_files(rec)?;
         for (path, data) in [
             (&rec.hostname_path, hostname),
             (&rec.hosts_path, hosts),
-            (&rec.resolv_conf_path, resolv.join("\n") + "\n"),
+            (&rec.resolv_conf_path, resolv),
         ] {
             berth_sys::fs::write_volatile(path, data.as_bytes(), 0o644)
                 .ctx(|| format!("write {}", path.display()))?;
@@ -912,6 +908,9 @@ impl Engine {
             Ok(e.rec.clone())
         })??;
         let result = self.start_inner(&rec).await;
+        if result.is_err() {
+            self.network_teardown(&id).await;
+        }
         let _ = self.with_entry(&id, |e| e.busy = false);
         if result.is_err() && rec.host_config.auto_remove {
             let _ = self.remove_with(&id, true, true).await;
@@ -942,6 +941,7 @@ impl Engine {
     async fn start_inner(self: &Arc<Self>, rec: &ContainerRecord) -> Result<()> {
         let id = rec.id.as_str();
         self.wait_runtime_state_gone(id).await;
+        self.network_setup(rec).await?;
         self.prepare_mount_points(rec)?;
         let spec = self.build_spec(rec)?;
         self.write_etc_files(rec)?;
@@ -1078,6 +1078,7 @@ impl Engine {
     }
 
     async fn on_exit(self: &Arc<Self>, id: &str, exit: Option<ExitStatus>) {
+        self.network_teardown(id).await;
         let (code, finished, oom, err) = match exit {
             Some(st) => (st.exit_code, st.finished_at, st.oom_killed, String::new()),
             None => (
@@ -1335,6 +1336,7 @@ impl Engine {
         let rec = self.with_entry(&id, |e| e.rec.clone())?;
         let _ = self.persist(&rec);
         let bundle = self.bundle_dir(&id);
+        self.network_teardown(&id).await;
         berth_sys::mount::unmount_all(&bundle.join("rootfs"))
             .ctx(|| format!("unmount rootfs of {id}"))?;
         let images = self.images.clone();
@@ -1380,7 +1382,11 @@ impl Engine {
         recs.into_iter()
             .filter(|r| all || r.is_running())
             .take(limit.unwrap_or(usize::MAX))
-            .map(|r| lifecycle::summary(&r, now))
+            .map(|r| {
+                let mut s = lifecycle::summary(&r, now);
+                (s.ports, s.network_settings) = self.summary_ports(&r);
+                s
+            })
             .collect()
     }
 
@@ -1459,15 +1465,7 @@ impl Engine {
             },
             "Mounts": Self::inspect_mounts(&r),
             "Config": r.config,
-            "NetworkSettings": {
-                "Bridge": "", "SandboxID": "", "HairpinMode": false,
-                "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-                "Ports": {}, "SandboxKey": "",
-                "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-                "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-                "Networks": {},
-            },
+            "NetworkSettings": self.network_settings(&r),
         }))
     }
 

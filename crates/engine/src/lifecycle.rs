@@ -795,6 +795,7 @@ impl Engine {
         let mut list = Vec::new();
         for r in out.into_iter().take(limit) {
             let mut s = summary(&r, now);
+            (s.ports, s.network_settings) = self.summary_ports(&r);
             if q.size {
                 let (rw, root) = self.sizes(&r).await;
                 // omitempty in dockerd

@@ -153,7 +153,14 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value> {
     let mut namespaces = Vec::new();
     for (kind, mode) in [
         ("pid", host.pid_mode.as_str()),
-        ("network", ""),
+        (
+            "network",
+            if host.network_mode == "host" {
+                "host"
+            } else {
+                ""
+            },
+        ),
         ("ipc", ipc),
         ("uts", host.uts_mode.as_str()),
         ("mount", ""),

@@ -5,5 +5,6 @@ pub mod at;
 pub mod cgroup;
 pub mod fs;
 pub mod mount;
+pub mod netns;
 pub mod process;
 pub mod signal;

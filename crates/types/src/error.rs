@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorKind {
     NotFound,
     AlreadyExists,
+    /// Docker's "forbidden" class (403): pre-defined networks, active endpoints.
+    Forbidden,
     InvalidArgument,
     Conflict,
     FailedPrecondition,
@@ -20,6 +22,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::NotFound => 404,
+            ErrorKind::Forbidden => 403,
             ErrorKind::AlreadyExists | ErrorKind::Conflict => 409,
             ErrorKind::InvalidArgument => 400,
             ErrorKind::FailedPrecondition => 409,

@@ -10,6 +10,7 @@ mod error;
 mod exec;
 mod image_more;
 mod images;
+mod networks;
 mod system;
 mod volumes;
 
@@ -91,6 +92,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
             get(volumes::inspect).delete(volumes::remove),
         )
         .route("/system/df", get(volumes::system_df))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .fallback(not_found)
         .with_state(engine);
     Router::new()

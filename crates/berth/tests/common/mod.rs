@@ -74,6 +74,10 @@ pub struct Daemon {
     pub dir: PathBuf,
     pub sock: PathBuf,
     pub extra_args: Vec<String>,
+    /// This daemon's default bridge and its --bip (unique per daemon, so
+    /// that parallel tests never share a bridge, subnet or nft table).
+    pub bridge: String,
+    pub bip: String,
     child: Option<Child>,
 }
 
@@ -100,6 +104,11 @@ impl Daemon {
             sock: dir.join("berth.sock"),
             dir,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            bridge: format!("bt{:08x}", rand_u32()),
+            bip: {
+                let r = rand_u32();
+                format!("10.{}.{}.1/24", 200 + (r % 50), (r >> 8) % 256)
+            },
             child: None,
         };
         d.spawn();
@@ -135,6 +144,7 @@ impl Daemon {
             .arg(format!("unix://{}", self.sock.display()))
             .arg("--config-file")
             .arg(self.dir.join("daemon.json"))
+            .args(self.network_args())
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -150,6 +160,26 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("berthd did not start: {}", self.log());
+    }
+
+    /// `--bridge`/`--bip` unless the test passes its own.
+    fn network_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if !self
+            .extra_args
+            .iter()
+            .any(|a| a == "--bridge" || a == "-b" || a.starts_with("--bridge="))
+        {
+            v.extend(["--bridge".to_string(), self.bridge.clone()]);
+        }
+        if !self
+            .extra_args
+            .iter()
+            .any(|a| a == "--bip" || a.starts_with("--bip="))
+        {
+            v.extend(["--bip".to_string(), self.bip.clone()]);
+        }
+        v
     }
 
     pub fn pid(&self) -> u32 {
@@ -290,6 +320,7 @@ impl Drop for Daemon {
             for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
                 let _ = self.berth(&["rm", "-f", id]);
             }
+            let _ = self.berth(&["network", "prune", "-f"]);
         }
         let ids: Vec<String> = std::fs::read_dir(self.data_root().join("containers"))
             .map(|rd| {
@@ -325,8 +356,32 @@ impl Drop for Daemon {
                 let _ = eventually(2, || std::fs::remove_dir(&dir).is_ok() || !dir.exists());
             }
         }
+        // The default bridge and the nft table of this daemon.
+        let bridge = self
+            .extra_args
+            .iter()
+            .position(|a| a == "--bridge")
+            .and_then(|i| self.extra_args.get(i + 1).cloned())
+            .unwrap_or_else(|| self.bridge.clone());
+        let _ = Command::new("ip")
+            .args(["link", "del", &bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &format!("berth-{bridge}")])
+            .stderr(Stdio::null())
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A random u32 from the kernel (no extra test dependency).
+pub fn rand_u32() -> u32 {
+    let mut b = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    u32::from_le_bytes(b)
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -1,0 +1,891 @@
+//! Networking end to end (NET-01..NET-21, CFG-13..17), through the
+//! official docker CLI against a private berthd. Every test uses its own
+//! bridge, subnets and test network namespaces, and removes them even when
+//! it fails (Drop guards). Traffic only goes between the host, our
+//! containers and namespaces these tests create.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{eventually, rand_u32, stderr, stdout, Daemon, IMAGE};
+
+fn ok(d: &Daemon, args: &[&str]) -> String {
+    let o = d.docker(args);
+    assert!(
+        o.status.success(),
+        "docker {args:?} failed: {}\n{}",
+        stderr(&o),
+        d.log()
+    );
+    stdout(&o).trim().to_string()
+}
+
+fn fails(d: &Daemon, args: &[&str]) -> String {
+    let o = d.docker(args);
+    assert!(
+        !o.status.success(),
+        "docker {args:?} should fail: {}",
+        stdout(&o)
+    );
+    stderr(&o)
+}
+
+/// A free TCP port on the host.
+fn free_port() -> u16 {
+    TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A /24 nobody else uses: 10.<150..199>.<r>.0.
+fn subnet() -> (String, String) {
+    let r = rand_u32();
+    let base = format!("10.{}.{}", 150 + r % 50, (r >> 8) % 256);
+    (format!("{base}.0/24"), base)
+}
+
+fn http_get(addr: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A network namespace acting as an outside client, linked to the host by
+/// a veth pair: host side `<base>.1/30`, namespace side `<base>.2/30`.
+struct TestNetns {
+    name: String,
+    host_if: String,
+    host_ip: String,
+}
+
+impl TestNetns {
+    fn new() -> TestNetns {
+        let r = rand_u32();
+        let name = format!("bnt{:08x}", r);
+        let host_if = format!("bnh{:08x}", r);
+        let base = format!("10.{}.{}", 100 + r % 50, (r >> 8) % 256);
+        let t = TestNetns {
+            name: name.clone(),
+            host_if: host_if.clone(),
+            host_ip: format!("{base}.1"),
+        };
+        let peer = format!("bnp{:08x}", r);
+        assert!(ip(&["netns", "add", &name]));
+        assert!(ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &peer
+        ]));
+        assert!(ip(&["link", "set", &peer, "netns", &name]));
+        assert!(ip(&[
+            "addr",
+            "add",
+            &format!("{base}.1/30"),
+            "dev",
+            &host_if
+        ]));
+        assert!(ip(&["link", "set", &host_if, "up"]));
+        let (addr, gw) = (format!("{base}.2/30"), format!("{base}.1"));
+        for cmd in [
+            vec!["addr", "add", addr.as_str(), "dev", peer.as_str()],
+            vec!["link", "set", peer.as_str(), "up"],
+            vec!["link", "set", "lo", "up"],
+            vec!["route", "add", "default", "via", gw.as_str()],
+        ] {
+            let mut a: Vec<&str> = vec!["netns", "exec", name.as_str(), "ip"];
+            a.extend(cmd);
+            assert!(ip(&a), "{a:?}");
+        }
+        t
+    }
+
+    fn ns_ip(&self) -> String {
+        let (b, _) = self.host_ip.rsplit_once('.').unwrap();
+        format!("{b}.2")
+    }
+
+    /// An HTTP GET from inside the namespace.
+    fn wget(&self, url: &str) -> Option<String> {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.name, "curl", "-s", "-m", "3", url])
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        ip(&["link", "del", &self.host_if]);
+        ip(&["netns", "del", &self.name]);
+    }
+}
+
+fn httpd(d: &Daemon, name: &str, extra: &[&str]) {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    ok(d, &args);
+}
+
+fn nft_table(d: &Daemon) -> String {
+    let o = Command::new("nft")
+        .args(["list", "table", "ip", &format!("berth-{}", d.bridge)])
+        .output()
+        .unwrap();
+    stdout(&o)
+}
+
+fn veths_on(bridge: &str) -> String {
+    let o = Command::new("ip")
+        .args(["-o", "link", "show", "master", bridge])
+        .output()
+        .unwrap();
+    stdout(&o)
+}
+
+fn gateway(d: &Daemon) -> String {
+    d.bip.split('/').next().unwrap().to_string()
+}
+
+/// NET-02, NET-03, NET-17, NET-19: default bridge, DNAT from the host
+/// (127.0.0.1 and the bridge address) and from another namespace;
+/// `port` and inspect; nothing left after rm.
+#[test]
+fn published_port_answers_from_host_and_other_netns() {
+    require_root!();
+    let d = Daemon::start("net-publish");
+    let port = free_port();
+    httpd(&d, "web", &["-p", &format!("{port}:80")]);
+    let id = ok(&d, &["inspect", "-f", "{{.Id}}", "web"]);
+    let ip_addr = ok(
+        &d,
+        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"],
+    );
+    assert!(
+        ip_addr.starts_with(&d.bip[..d.bip.rfind('.').unwrap()]),
+        "{ip_addr} not in {}",
+        d.bip
+    );
+    assert_eq!(
+        ok(
+            &d,
+            &["inspect", "-f", "{{.NetworkSettings.MacAddress}}", "web"]
+        ),
+        {
+            let o: Vec<u8> = ip_addr.split('.').map(|x| x.parse().unwrap()).collect();
+            format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+        }
+    );
+    let expect = format!("hello-{}", &id[..12]);
+    assert!(eventually(5, || http_get(&format!("127.0.0.1:{port}"))
+        .is_some_and(|b| b.contains(&expect))));
+    let via_bridge = http_get(&format!("{}:{port}", gateway(&d))).unwrap_or_default();
+    assert!(via_bridge.contains(&expect), "{via_bridge}");
+    let outside = TestNetns::new();
+    let got = outside
+        .wget(&format!("http://{}:{port}/", outside.host_ip))
+        .unwrap_or_default();
+    assert!(got.contains(&expect), "from the test netns: {got:?}");
+    // The container reaches the outside namespace (masquerade, NET-03).
+    let o = d.docker(&["exec", "web", "ping", "-c1", "-W2", &outside.ns_ip()]);
+    assert!(o.status.success(), "{}", stdout(&o));
+
+    assert_eq!(
+        ok(&d, &["port", "web"]),
+        format!("80/tcp -> 0.0.0.0:{port}\n80/tcp -> [::]:{port}")
+    );
+    let ports = ok(
+        &d,
+        &["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"],
+    );
+    assert!(
+        ports.contains(&format!(
+            "{{\"HostIp\":\"0.0.0.0\",\"HostPort\":\"{port}\"}}"
+        )),
+        "{ports}"
+    );
+    assert!(nft_table(&d).contains(&format!("tcp dport {port} dnat to {ip_addr}:80")));
+    assert!(!veths_on(&d.bridge).is_empty());
+
+    // -P with EXPOSE, udp and an address-bound port.
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "pub",
+            "--expose",
+            "7000",
+            "-P",
+            "-p",
+            "127.0.0.1::81",
+            "-p",
+            "9999/udp",
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    let shown = ok(&d, &["port", "pub"]);
+    assert!(shown.contains("7000/tcp -> 0.0.0.0:"), "{shown}");
+    assert!(shown.contains("81/tcp -> 127.0.0.1:"), "{shown}");
+    assert!(shown.contains("9999/udp -> 0.0.0.0:"), "{shown}");
+
+    ok(&d, &["rm", "-f", "web", "pub"]);
+    assert_eq!(veths_on(&d.bridge), "");
+    assert!(!nft_table(&d).contains("dnat to"), "{}", nft_table(&d));
+    assert!(http_get(&format!("127.0.0.1:{port}")).is_none());
+    let netns_left: Vec<_> = std::fs::read_dir(d.exec_root().join("netns"))
+        .unwrap()
+        .collect();
+    assert!(netns_left.is_empty());
+    // The host port is free again.
+    TcpListener::bind(("0.0.0.0", port)).expect("port released");
+}
+
+/// NET-09..NET-12, NET-14: names and aliases on a user network, only IPs
+/// (or --link) on the default bridge, isolation between networks.
+#[test]
+fn user_network_names_aliases_links_and_isolation() {
+    require_root!();
+    let d = Daemon::start("net-dns");
+    let (sn1, b1) = subnet();
+    let (sn2, _) = subnet();
+    let br1 = format!("bu{:08x}", rand_u32());
+    ok(
+        &d,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            &sn1,
+            "--gateway",
+            &format!("{b1}.254"),
+            "-o",
+            &format!("com.docker.network.bridge.name={br1}"),
+            "--label",
+            "t=1",
+            "n1",
+        ],
+    );
+    ok(&d, &["network", "create", "--subnet", &sn2, "n2"]);
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--network",
+            "n1",
+            "--network-alias",
+            "db",
+            "--ip",
+            &format!("{b1}.9"),
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "other",
+            "--network",
+            "n2",
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    let srv_id = ok(&d, &["inspect", "-f", "{{.Id}}", "srv"]);
+    let ping = |net: &str, target: &str| {
+        d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            IMAGE,
+            "ping",
+            "-c1",
+            "-W2",
+            target,
+        ])
+        .status
+        .success()
+    };
+    assert!(ping("n1", "srv"), "by name: {}", d.log());
+    assert!(ping("n1", "db"), "by alias");
+    assert!(ping("n1", &srv_id[..12]), "by short id");
+    assert!(ping("n1", &format!("{b1}.9")), "static --ip");
+    let resolv = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "n1",
+            IMAGE,
+            "cat",
+            "/etc/resolv.conf",
+        ],
+    );
+    assert!(
+        resolv.contains("nameserver 127.0.0.11") && resolv.contains("ndots:0"),
+        "{resolv}"
+    );
+    // Another network: neither the name nor the address is reachable.
+    assert!(!ping("n2", "srv"));
+    assert!(!ping("n2", &format!("{b1}.9")), "networks must be isolated");
+    // Inspect shows endpoints, IPAM and options.
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["network", "inspect", "n1"])).unwrap();
+    let n = &v[0];
+    assert_eq!(n["IPAM"]["Config"][0]["Subnet"], sn1.as_str());
+    assert_eq!(
+        n["IPAM"]["Config"][0]["Gateway"],
+        format!("{b1}.254").as_str()
+    );
+    assert_eq!(n["Options"]["com.docker.network.bridge.name"], br1.as_str());
+    assert_eq!(n["Labels"]["t"], "1");
+    assert_eq!(
+        n["Containers"][&srv_id]["IPv4Address"],
+        format!("{b1}.9/24").as_str()
+    );
+    assert!(ip(&["link", "show", &br1]));
+    let aliases = ok(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks.n1.Aliases}}",
+            "srv",
+        ],
+    );
+    assert!(
+        aliases.contains("\"db\"") && aliases.contains(&srv_id[..12]),
+        "{aliases}"
+    );
+
+    // Default bridge: by IP yes, by name no, by name with --link yes.
+    ok(
+        &d,
+        &[
+            "run", "-d", "--name", "b1", "-e", "SECRET=x", "--expose", "5000", IMAGE, "sleep",
+            "300",
+        ],
+    );
+    let b1_ip = ok(
+        &d,
+        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "b1"],
+    );
+    assert!(d
+        .docker(&["run", "--rm", IMAGE, "ping", "-c1", "-W2", &b1_ip])
+        .status
+        .success());
+    assert!(!d
+        .docker(&["run", "--rm", IMAGE, "ping", "-c1", "-W2", "b1"])
+        .status
+        .success());
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--link",
+            "b1:alias1",
+            IMAGE,
+            "sh",
+            "-c",
+            "ping -c1 -W2 alias1 >/dev/null && ping -c1 -W2 b1 >/dev/null && env && cat /etc/hosts",
+        ],
+    );
+    assert!(out.contains(&format!("{b1_ip}\talias1 b1")), "{out}");
+    assert!(out.contains("ALIAS1_ENV_SECRET=x"), "{out}");
+    assert!(
+        out.contains(&format!("ALIAS1_PORT_5000_TCP_ADDR={b1_ip}")),
+        "{out}"
+    );
+    assert!(out.contains("ALIAS1_NAME=/"), "{out}");
+
+    // connect / disconnect with --alias and --ip.
+    ok(
+        &d,
+        &[
+            "network",
+            "connect",
+            "--alias",
+            "late",
+            "--ip",
+            &format!("{b1}.77"),
+            "n1",
+            "other",
+        ],
+    );
+    assert!(ping("n1", "late"));
+    assert!(ok(&d, &["exec", "other", "ip", "addr"]).contains(&format!("{b1}.77/24")));
+    ok(&d, &["network", "disconnect", "n1", "other"]);
+    assert!(!ping("n1", "late"));
+    assert!(!ok(&d, &["exec", "other", "ip", "addr"]).contains(&format!("{b1}.77")));
+
+    // ls with filters and format.
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "network",
+                "ls",
+                "--filter",
+                "label=t=1",
+                "--format",
+                "{{.Name}}"
+            ]
+        ),
+        "n1"
+    );
+    let custom = ok(
+        &d,
+        &[
+            "network",
+            "ls",
+            "-f",
+            "type=custom",
+            "--format",
+            "{{.Name}} {{.Driver}}",
+        ],
+    );
+    assert_eq!(custom, "n1 bridge\nn2 bridge");
+
+    // rm of a network in use fails; after the containers go it works.
+    let err = fails(&d, &["network", "rm", "n1"]);
+    assert!(err.contains("has active endpoints"), "{err}");
+    ok(&d, &["rm", "-f", "srv", "other", "b1"]);
+    ok(&d, &["network", "rm", "n1"]);
+    assert!(!ip(&["link", "show", &br1]));
+    assert_eq!(ok(&d, &["network", "prune", "-f"]), "Deleted Networks:\nn2");
+}
+
+/// `--internal` (no way out) and `--icc=false` (NET-04, CFG-16).
+#[test]
+fn internal_network_and_icc_false() {
+    require_root!();
+    let d = Daemon::start_with("net-icc", &["--icc=false"]);
+    let outside = TestNetns::new();
+    let (sn, _) = subnet();
+    ok(
+        &d,
+        &["network", "create", "--internal", "--subnet", &sn, "inside"],
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "inside",
+        IMAGE,
+        "ping",
+        "-c1",
+        "-W2",
+        &outside.ns_ip(),
+    ]);
+    assert!(
+        !o.status.success(),
+        "an internal network must not reach out"
+    );
+    let routes = ok(
+        &d,
+        &["run", "--rm", "--network", "inside", IMAGE, "ip", "route"],
+    );
+    assert!(!routes.contains("default"), "{routes}");
+    // The default bridge does reach out...
+    let o = d.docker(&["run", "--rm", IMAGE, "ping", "-c1", "-W2", &outside.ns_ip()]);
+    assert!(o.status.success(), "bridge egress: {}", stdout(&o));
+    // ...but with icc=false its containers cannot talk to each other.
+    ok(&d, &["run", "-d", "--name", "peer", IMAGE, "sleep", "300"]);
+    let peer_ip = ok(
+        &d,
+        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "peer"],
+    );
+    let o = d.docker(&["run", "--rm", IMAGE, "ping", "-c1", "-W2", &peer_ip]);
+    assert!(!o.status.success(), "icc=false must block {peer_ip}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["network", "inspect", "bridge"])).unwrap();
+    assert_eq!(
+        v[0]["Options"]["com.docker.network.bridge.enable_icc"],
+        "false"
+    );
+    assert_eq!(
+        v[0]["Options"]["com.docker.network.bridge.name"],
+        d.bridge.as_str()
+    );
+}
+
+/// NET-06..NET-08: host, none and container: modes.
+#[test]
+fn host_none_and_container_modes() {
+    require_root!();
+    let d = Daemon::start("net-modes");
+    let host_links = ok(
+        &d,
+        &["run", "--rm", "--network", "host", IMAGE, "ip", "link"],
+    );
+    assert!(
+        host_links.contains(&d.bridge),
+        "host mode sees the host's links: {host_links}"
+    );
+    let none = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            IMAGE,
+            "ip",
+            "-o",
+            "link",
+        ],
+    );
+    assert_eq!(none.lines().count(), 1, "{none}");
+    assert!(none.contains("lo:") && none.contains("UP"), "{none}");
+    ok(&d, &["run", "-d", "--name", "first", IMAGE, "sleep", "300"]);
+    let first_ip = ok(
+        &d,
+        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "first"],
+    );
+    let shared = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:first",
+            IMAGE,
+            "ip",
+            "addr",
+        ],
+    );
+    assert!(shared.contains(&format!("{first_ip}/")), "{shared}");
+    // The second container talks to the first over 127.0.0.1.
+    ok(
+        &d,
+        &[
+            "exec",
+            "-d",
+            "first",
+            "sh",
+            "-c",
+            "echo shared-lo | nc -l -p 7777",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let got = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:first",
+            IMAGE,
+            "nc",
+            "127.0.0.1",
+            "7777",
+        ],
+    );
+    assert_eq!(got, "shared-lo");
+    let err = fails(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:nosuch",
+            IMAGE,
+            "true",
+        ],
+    );
+    assert!(err.contains("No such container: nosuch"), "{err}");
+    let hosts = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--add-host",
+            "gw:host-gateway",
+            "--add-host",
+            "db.example:10.1.2.3",
+            "-h",
+            "myhost",
+            "--dns",
+            "10.9.9.9",
+            "--dns-search",
+            "a.example",
+            "--dns-option",
+            "ndots:3",
+            IMAGE,
+            "sh",
+            "-c",
+            "cat /etc/hosts /etc/resolv.conf /etc/hostname",
+        ],
+    );
+    assert!(hosts.contains(&format!("{}\tgw", gateway(&d))), "{hosts}");
+    assert!(hosts.contains("10.1.2.3\tdb.example"), "{hosts}");
+    assert!(hosts.contains("\tmyhost\n"), "{hosts}");
+    assert!(
+        hosts.contains("search a.example\nnameserver 10.9.9.9\noptions ndots:3\n"),
+        "{hosts}"
+    );
+    assert!(hosts.trim_end().ends_with("myhost"), "{hosts}");
+}
+
+/// Daemon restart: rules are reconciled, and a container removed after
+/// the restart leaves no veth, address, rule, namespace or DNS entry.
+#[test]
+fn cleanup_after_daemon_restart() {
+    require_root!();
+    let mut d = Daemon::start("net-restart");
+    let (sn, b) = subnet();
+    ok(&d, &["network", "create", "--subnet", &sn, "rn"]);
+    let port = free_port();
+    httpd(
+        &d,
+        "keep",
+        &["--network", "rn", "-p", &format!("{port}:80")],
+    );
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "gone",
+            "--network",
+            "rn",
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    let gone_ip = ok(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.rn.IPAddress}}",
+            "gone",
+        ],
+    );
+    assert!(gone_ip.starts_with(&b));
+    d.kill9();
+    // What a restart must repair: the ruleset is gone meanwhile.
+    let _ = Command::new("nft")
+        .args(["delete", "table", "ip", &format!("berth-{}", d.bridge)])
+        .status();
+    d.spawn();
+    assert!(
+        eventually(5, || http_get(&format!("127.0.0.1:{port}"))
+            .is_some_and(|b| b.contains("hello-"))),
+        "rules reconciled: {}",
+        nft_table(&d)
+    );
+    let before = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "rn",
+            IMAGE,
+            "nslookup",
+            "gone",
+            "127.0.0.11",
+        ],
+    );
+    assert!(before.contains(&gone_ip), "{before}");
+    ok(&d, &["rm", "-f", "gone", "keep"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "rn",
+        IMAGE,
+        "nslookup",
+        "gone",
+        "127.0.0.11",
+    ]);
+    assert!(
+        !stdout(&o).contains(&gone_ip),
+        "DNS entry left: {}",
+        stdout(&o)
+    );
+    let br = ok(
+        &d,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{index .Options \"com.docker.network.bridge.name\"}}",
+            "rn",
+        ],
+    );
+    let br = if br.is_empty() {
+        format!(
+            "br-{}",
+            &ok(&d, &["network", "inspect", "-f", "{{.Id}}", "rn"])[..12]
+        )
+    } else {
+        br
+    };
+    assert_eq!(veths_on(&br), "");
+    assert!(!nft_table(&d).contains("dnat to"));
+    assert!(std::fs::read_dir(d.exec_root().join("netns"))
+        .unwrap()
+        .next()
+        .is_none());
+    assert!(std::fs::read_dir(d.data_root().join("network/sandboxes"))
+        .unwrap()
+        .next()
+        .is_none());
+    ok(&d, &["network", "rm", "rn"]);
+    assert!(!ip(&["link", "show", &br]));
+}
+
+/// Bad input gets Docker's error and leaves nothing half-configured.
+#[test]
+fn bad_input_errors_and_rollback() {
+    require_root!();
+    let d = Daemon::start("net-bad");
+    let (sn, b) = subnet();
+    ok(&d, &["network", "create", "--subnet", &sn, "one"]);
+    let err = fails(
+        &d,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            &format!("{b}.128/25"),
+            "two",
+        ],
+    );
+    assert!(
+        err.contains("Pool overlaps with other one on this address space"),
+        "{err}"
+    );
+    let err = fails(
+        &d,
+        &["network", "create", "--subnet", "10.300.0.0/24", "three"],
+    );
+    assert!(err.contains("invalid CIDR address: 10.300.0.0/24"), "{err}");
+    let err = fails(&d, &["network", "create", "one"]);
+    assert!(
+        err.contains("network with name one already exists"),
+        "{err}"
+    );
+    let err = fails(
+        &d,
+        &["run", "--rm", "--network", "nosuchnet", IMAGE, "true"],
+    );
+    assert!(err.contains("network nosuchnet not found"), "{err}");
+    let err = fails(&d, &["network", "rm", "bridge"]);
+    assert!(
+        err.contains("bridge is a pre-defined network and cannot be removed"),
+        "{err}"
+    );
+    let err = fails(&d, &["run", "--rm", "--ip", "172.17.0.9", IMAGE, "true"]);
+    assert!(
+        err.contains("user specified IP address is supported on user defined networks only"),
+        "{err}"
+    );
+    let names = ok(&d, &["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(names.lines().count(), 4, "{names}");
+
+    // A host port held by someone else: the start fails and rolls back.
+    let holder = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let err = fails(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "clash",
+            "-p",
+            &format!("{port}:80"),
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    assert!(
+        err.contains("driver failed programming external connectivity on endpoint clash"),
+        "{err}"
+    );
+    assert!(err.contains("address already in use"), "{err}");
+    assert_eq!(veths_on(&d.bridge), "");
+    assert!(!nft_table(&d).contains("dnat to"));
+    // A port another container holds.
+    drop(holder);
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "p1",
+            "-p",
+            &format!("{port}:80"),
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    let err = fails(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "p2",
+            "-p",
+            &format!("{port}:80"),
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    assert!(
+        err.contains(&format!(
+            "Bind for 0.0.0.0:{port} failed: port is already allocated"
+        )),
+        "{err}"
+    );
+    assert_eq!(veths_on(&d.bridge).lines().count(), 1);
+}

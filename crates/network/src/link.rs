@@ -1,0 +1,287 @@
+//! Links, addresses and routes over rtnetlink (NET-02): the bridge of a
+//! network, and per endpoint a veth pair whose peer becomes `eth<N>` in
+//! the container's network namespace.
+//!
+//! Host-side requests use a netlink connection on the caller's runtime.
+//! Requests inside a container namespace run on a dedicated thread that
+//! joined it (`berth_sys::netns::run_in`) with its own current-thread
+//! runtime and netlink socket.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use futures_util::TryStreamExt;
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::{Error, Result};
+
+fn nl(context: &str, e: rtnetlink::Error) -> Error {
+    Error::Internal(format!("{context}: {e}"))
+}
+
+fn errno(e: &rtnetlink::Error) -> i32 {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => -m.raw_code(),
+        _ => 0,
+    }
+}
+
+/// A netlink connection driven on the current tokio runtime.
+pub fn connect() -> Result<Handle> {
+    let (conn, handle, _) =
+        rtnetlink::new_connection().map_err(|e| Error::Internal(format!("netlink: {e}")))?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+pub async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(m)) => Ok(Some(m.header.index)),
+        Ok(None) => Ok(None),
+        Err(e) if errno(&e) == libc_enodev() => Ok(None),
+        Err(e) => Err(nl(&format!("look up link {name}"), e)),
+    }
+}
+
+const fn libc_enodev() -> i32 {
+    19
+}
+
+const EEXIST: i32 = 17;
+
+fn write_sysctl(path: &str, value: &str) {
+    if let Err(e) = std::fs::write(path, value) {
+        tracing::warn!("cannot set {path}: {e}");
+    }
+}
+
+/// Create the bridge if missing; set MTU, address `gateway/prefix` and up.
+pub async fn ensure_bridge(
+    h: &Handle,
+    name: &str,
+    gateway: Ipv4Addr,
+    prefix: u8,
+    mtu: u32,
+) -> Result<()> {
+    let index = match index_of(h, name).await? {
+        Some(i) => i,
+        None => {
+            match h.link().add(LinkBridge::new(name).build()).execute().await {
+                Ok(()) => {}
+                Err(e) if errno(&e) == EEXIST => {}
+                Err(e) => return Err(nl(&format!("create bridge {name}"), e)),
+            }
+            index_of(h, name)
+                .await?
+                .ok_or_else(|| Error::Internal(format!("bridge {name} vanished")))?
+        }
+    };
+    h.link()
+        .set(LinkUnspec::new_with_index(index).mtu(mtu).up().build())
+        .execute()
+        .await
+        .map_err(|e| nl(&format!("set up bridge {name}"), e))?;
+    match h
+        .address()
+        .add(index, IpAddr::V4(gateway), prefix)
+        .execute()
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if errno(&e) == EEXIST => {}
+        Err(e) => return Err(nl(&format!("add {gateway}/{prefix} to {name}"), e)),
+    }
+    // DNAT of 127.0.0.1 to containers (published ports from localhost).
+    write_sysctl(
+        &format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
+        "1",
+    );
+    Ok(())
+}
+
+/// Delete a link (a bridge, or one end of a veth pair, which removes both).
+/// Missing is fine.
+pub async fn delete_link(h: &Handle, name: &str) -> Result<()> {
+    if let Some(i) = index_of(h, name).await? {
+        match h.link().del(i).execute().await {
+            Ok(()) => {}
+            Err(e) if errno(&e) == libc_enodev() => {}
+            Err(e) => return Err(nl(&format!("delete link {name}"), e)),
+        }
+    }
+    Ok(())
+}
+
+/// What the container side of an endpoint gets.
+#[derive(Debug, Clone)]
+pub struct EndpointAddr {
+    pub ifname: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    /// Default route (first endpoint of a non-internal network only).
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// veth pair `host_veth` (on `bridge`) and its peer moved into `netns` as
+/// `addr.ifname`, configured there. On error nothing is left behind.
+pub async fn create_endpoint(
+    h: &Handle,
+    bridge: &str,
+    host_veth: &str,
+    netns: &Path,
+    addr: &EndpointAddr,
+) -> Result<()> {
+    let peer = format!("{host_veth}p");
+    h.link()
+        .add(LinkVeth::new(host_veth, &peer).build())
+        .execute()
+        .await
+        .map_err(|e| nl(&format!("create veth {host_veth}"), e))?;
+    let result = async {
+        let br = index_of(h, bridge)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("bridge {bridge} does not exist")))?;
+        let host = index_of(h, host_veth)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("veth {host_veth} vanished")))?;
+        let peer_index = index_of(h, &peer)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("veth {peer} vanished")))?;
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(host)
+                    .controller(br)
+                    .mtu(addr.mtu)
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| nl(&format!("attach {host_veth} to {bridge}"), e))?;
+        let ns = std::fs::File::open(netns)
+            .map_err(|e| Error::Internal(format!("open {}: {e}", netns.display())))?;
+        use std::os::fd::AsRawFd;
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(peer_index)
+                    .setns_by_fd(ns.as_raw_fd())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| nl(&format!("move {peer} into the container"), e))?;
+        drop(ns);
+        let (path, addr, peer) = (netns.to_path_buf(), addr.clone(), peer.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            berth_sys::netns::run_in(&path, move || in_netns(configure_peer(&peer, &addr)))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("netns task: {e}")))?
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        r
+    }
+    .await;
+    if result.is_err() {
+        let _ = delete_link(h, host_veth).await;
+    }
+    result
+}
+
+/// Bring up `lo` in a namespace.
+pub async fn setup_loopback(netns: &Path) -> Result<()> {
+    let path = netns.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        berth_sys::netns::run_in(&path, || {
+            in_netns(async {
+                let h = connect()?;
+                let lo = index_of(&h, "lo")
+                    .await?
+                    .ok_or_else(|| Error::Internal("no lo".into()))?;
+                h.link()
+                    .set(LinkUnspec::new_with_index(lo).up().build())
+                    .execute()
+                    .await
+                    .map_err(|e| nl("set lo up", e))
+            })
+        })
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("netns task: {e}")))?
+    .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+/// Delete the container-side interface `ifname` in `netns` (disconnect of
+/// a running container). Missing is fine.
+pub async fn delete_in_netns(netns: &Path, ifname: &str) -> Result<()> {
+    let (path, ifname) = (netns.to_path_buf(), ifname.to_string());
+    tokio::task::spawn_blocking(move || {
+        berth_sys::netns::run_in(&path, move || {
+            in_netns(async move {
+                let h = connect()?;
+                delete_link(&h, &ifname).await
+            })
+        })
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("netns task: {e}")))?
+    .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+fn in_netns<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("runtime: {e}")))?;
+    rt.block_on(f)
+}
+
+async fn configure_peer(peer: &str, a: &EndpointAddr) -> Result<()> {
+    let h = connect()?;
+    let lo = index_of(&h, "lo").await?;
+    if let Some(lo) = lo {
+        h.link()
+            .set(LinkUnspec::new_with_index(lo).up().build())
+            .execute()
+            .await
+            .map_err(|e| nl("set lo up", e))?;
+    }
+    let idx = index_of(&h, peer)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("{peer} not in the container namespace")))?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(idx)
+                .name(a.ifname.clone())
+                .address(a.mac.to_vec())
+                .mtu(a.mtu)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| nl(&format!("rename {peer} to {}", a.ifname), e))?;
+    h.address()
+        .add(idx, IpAddr::V4(a.ip), a.prefix)
+        .execute()
+        .await
+        .map_err(|e| nl(&format!("add {}/{}", a.ip, a.prefix), e))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(|e| nl(&format!("set {} up", a.ifname), e))?;
+    if let Some(gw) = a.gateway {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gw)
+            .output_interface(idx)
+            .build();
+        h.route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(|e| nl(&format!("default route via {gw}"), e))?;
+    }
+    Ok(())
+}
