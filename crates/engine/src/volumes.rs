@@ -860,24 +860,32 @@ pub fn plan(
     for b in host.binds.iter().flatten() {
         binds.push(parse_bind(b)?);
     }
+    let dup = |d: &str| bad(format!("Duplicate mount point: {d}"));
+    let mut bind_dests = std::collections::HashSet::new();
+    for (mp, _) in &binds {
+        if !bind_dests.insert(mp.destination.clone()) {
+            return Err(dup(&mp.destination));
+        }
+    }
     for (mp, w) in binds {
-        // A later bind of the same path wins over --volumes-from.
+        // A bind of the same path wins over --volumes-from.
         push(&mut points, &mut wants, mp, w, true)?;
     }
-    let from_binds = points.len();
     let mounts: Vec<Value> = host.mounts.clone().unwrap_or_default();
+    let mut mount_dests = std::collections::HashSet::new();
     for m in &mounts {
         let (mp, w) = parse_api_mount(m)?;
-        if points[..from_binds.min(points.len())]
-            .iter()
-            .any(|p| p.destination == mp.destination)
-        {
-            return Err(bad(format!("Duplicate mount point: {}", mp.destination)));
+        if bind_dests.contains(&mp.destination) || !mount_dests.insert(mp.destination.clone()) {
+            return Err(dup(&mp.destination));
         }
-        push(&mut points, &mut wants, mp, w, false)?;
+        push(&mut points, &mut wants, mp, w, true)?;
     }
     for (dest, opts) in host.tmpfs.iter().flatten() {
         let mp = parse_tmpfs(dest, opts)?;
+        // dockerd refuses a tmpfs on a -v path, not on a --mount one.
+        if bind_dests.contains(&mp.destination) {
+            return Err(dup(&mp.destination));
+        }
         push(&mut points, &mut wants, mp, None, true)?;
     }
     let mut anon: Vec<String> = config
@@ -1077,6 +1085,34 @@ mod tests {
         assert_eq!(std::fs::read_dir(&data).unwrap().count(), 6);
         assert_eq!(store.get("vv").unwrap().copy_up, CopyUp::Done);
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn duplicates() {
+        let host = |binds: &[&str], tmpfs: &[&str]| HostConfig {
+            binds: Some(binds.iter().map(|s| s.to_string()).collect()),
+            tmpfs: Some(
+                tmpfs
+                    .iter()
+                    .map(|t| (t.to_string(), String::new()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let c = ContainerConfig::default();
+        let err = |h: HostConfig| plan(&h, &c, &[], &[]).err().map(|e| e.to_string());
+        assert_eq!(
+            err(host(&["/a:/x", "/b:/x"], &[])).as_deref(),
+            Some("Duplicate mount point: /x")
+        );
+        assert_eq!(
+            err(host(&["/a:/x"], &["/x"])).as_deref(),
+            Some("Duplicate mount point: /x")
+        );
+        // An image VOLUME under a bind is covered by the bind.
+        let p = plan(&host(&["/a:/data"], &[]), &c, &["/data".into()], &[]).unwrap();
+        assert_eq!(p.points.len(), 1);
+        assert_eq!(p.points[0].kind, "bind");
     }
 
     #[test]
