@@ -12,7 +12,7 @@ fn assert_isolated(d: &Daemon) {
     assert_eq!(id.len(), 64, "{}\n{}", stderr(&o), d.log());
     let probe = d.berth(&[
         "run", "--rm", "--name", "probe", IMAGE, "sh", "-c",
-        "echo pid=$$; hostname; ls /sys/class/net; grep CapEff /proc/self/status; \
+        "echo pid=$$; hostname; echo $(ls /sys/class/net); grep CapEff /proc/self/status; \
          head -c 1 /proc/kcore | wc -c; (echo 1 > /proc/sys/kernel/domainname) 2>/dev/null && echo wrote-proc-sys || echo proc-sys-ro; \
          cat /proc/self/mountinfo",
     ]);
@@ -26,7 +26,8 @@ fn assert_isolated(d: &Daemon) {
     );
     let hostname = lines.next().unwrap().to_string();
     assert_eq!(hostname.len(), 12, "hostname is the short id: {out}");
-    assert_eq!(lines.next(), Some("lo"), "only lo in the netns: {out}");
+    // A private netns: the default bridge's veth end and lo, none of the host's.
+    assert_eq!(lines.next(), Some("eth0 lo"), "interfaces in the netns: {out}");
     let next = lines.next().unwrap();
     assert_eq!(
         next, "CapEff:\t00000000a80425fb",
