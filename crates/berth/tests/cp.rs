@@ -290,21 +290,27 @@ fn cp_racing_symlink_swap_stays_inside() {
     std::fs::write(host.join("secret"), "HOST SECRET").unwrap();
     let hd = host.s("");
     let script = format!(
-        "mkdir -p /race; while true; do rm -rf /race/x; mkdir /race/x; echo inside > /race/x/secret; \
+        "mkdir -p /race {hd}; echo decoy > {hd}/secret; \
+         while true; do rm -rf /race/x; mkdir /race/x; echo inside > /race/x/secret; \
          rm -rf /race/x; ln -s {hd} /race/x; done"
     );
     ok(&d.berth(&["run", "-d", "--name", "racer", IMAGE, "sh", "-c", &script]));
     std::fs::write(t.join("payload"), "PAYLOAD").unwrap();
     let mut copied_out = 0;
     let mut copied_in = 0;
-    for i in 0..25 {
+    for i in 0..50 {
         let dst = t.join(&format!("o{i}"));
         let o = d.berth(&["cp", "racer:/race/x/secret", dst.to_str().unwrap()]);
         if o.status.success() {
             copied_out += 1;
             // The container may be half way through writing it.
             let got = std::fs::read_to_string(&dst).unwrap();
-            assert!(got == "inside\n" || got.is_empty(), "copied out {got:?}");
+            // A link resolves to the container's own twin of the host
+            // directory ("decoy"), never to the host's.
+            assert!(
+                got == "inside\n" || got == "decoy\n" || got.is_empty(),
+                "copied out {got:?}"
+            );
         }
         let o = d.berth(&["cp", &t.s("payload"), "racer:/race/x/"]);
         if o.status.success() {
@@ -320,6 +326,16 @@ fn cp_racing_symlink_swap_stays_inside() {
         std::fs::read_to_string(host.join("secret")).unwrap(),
         "HOST SECRET"
     );
-    eprintln!("race: {copied_out} copies out, {copied_in} copies in succeeded");
+    eprintln!("race: {copied_out}/50 copies out, {copied_in}/50 copies in succeeded");
+    assert!(
+        copied_out > 0 && copied_in > 0,
+        "the race never let a copy through"
+    );
+    let twin = format!("{hd}/payload");
+    let o = d.berth(&["exec", "racer", "cat", &twin]);
+    eprintln!(
+        "race: payload in the container's twin: {}",
+        o.status.success()
+    );
     ok(&d.berth(&["rm", "-f", "racer"]));
 }
