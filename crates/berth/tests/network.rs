@@ -889,3 +889,123 @@ fn bad_input_errors_and_rollback() {
     );
     assert_eq!(veths_on(&d.bridge).lines().count(), 1);
 }
+
+/// berth's own CLI: the network commands and run flags print what the
+/// docker CLI prints against the same daemon.
+#[test]
+fn berth_cli_network_commands_match_docker_cli() {
+    require_root!();
+    let d = Daemon::start("net-cli");
+    let b = |args: &[&str]| {
+        let o = d.berth(args);
+        assert!(o.status.success(), "berth {args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let (sn, base) = subnet();
+    let id = b(&[
+        "network",
+        "create",
+        "--subnet",
+        &sn,
+        "--ip-range",
+        &format!("{base}.128/25"),
+        "--label",
+        "k=v",
+        "cli",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    for args in [
+        &["network", "ls"][..],
+        &["network", "ls", "--no-trunc", "-f", "driver=bridge"],
+        &["network", "ls", "-q", "--filter", "name=cli"],
+        &[
+            "network",
+            "ls",
+            "--format",
+            "{{.Name}}\t{{.Labels}}\t{{.Internal}}",
+        ],
+        &["network", "inspect", "cli"],
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{json .IPAM}}",
+            "cli",
+            "bridge",
+        ],
+    ] {
+        assert_eq!(b(args), stdout(&d.docker(args)), "{args:?}");
+    }
+    let port = free_port();
+    b(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "cli",
+        "--network-alias",
+        "al",
+        "-p",
+        &format!("127.0.0.1:{port}:80/tcp"),
+        "--expose",
+        "90-91",
+        "--dns-search",
+        "x.example",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(b(&["port", "c1"]), stdout(&d.docker(&["port", "c1"])));
+    assert_eq!(b(&["port", "c1"]), format!("80/tcp -> 127.0.0.1:{port}\n"));
+    let ip_addr = b(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.cli.IPAddress}}",
+        "c1",
+    ]);
+    assert!(
+        ip_addr.starts_with(&format!("{base}.12")) || ip_addr.starts_with(&format!("{base}.1")),
+        "range: {ip_addr}"
+    );
+    let out = b(&[
+        "run",
+        "--rm",
+        "--network",
+        "cli",
+        IMAGE,
+        "ping",
+        "-c1",
+        "-W2",
+        "al",
+    ]);
+    assert!(out.contains("1 packets received"), "{out}");
+    let ps = stdout(&d.docker(&["ps", "--format", "{{.Ports}}"]));
+    assert!(
+        ps.contains(&format!("127.0.0.1:{port}->80/tcp")) && ps.contains("90-91/tcp"),
+        "{ps}"
+    );
+    let o = d.berth(&["network", "rm", "cli"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("has active endpoints"),
+        "{}",
+        stderr(&o)
+    );
+    b(&["rm", "-f", "c1"]);
+    b(&["network", "connect", "--alias", "z", "cli", {
+        b(&["create", "--name", "c2", IMAGE, "true"]);
+        "c2"
+    }]);
+    let aliases = b(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.cli.Aliases}}",
+        "c2",
+    ]);
+    assert_eq!(aliases.trim(), "[\"z\"]");
+    b(&["network", "disconnect", "cli", "c2"]);
+    assert_eq!(b(&["network", "rm", "cli"]), "cli\n");
+    let o = d.berth(&["network", "rm", "cli"]);
+    assert_eq!(stderr(&o), stderr(&d.docker(&["network", "rm", "cli"])));
+}

@@ -425,10 +425,10 @@ fn kernel_and_namespace_options() {
 
     // Options of later issues are refused, not ignored.
     for args in [
-        &["-p", "80:80"][..],
-        &["--network", "none"],
-        &["--dns", "1.1.1.1"],
-        &["--add-host", "a:1.2.3.4"],
+        &["--ip6", "fd00::9"][..],
+        &["--mac-address", "02:42:ac:11:00:99"],
+        &["--link-local-ip", "169.254.1.1"],
+        &["--gpus", "all"],
     ] {
         let mut full = vec!["run", "--rm"];
         full.extend_from_slice(args);

@@ -1119,12 +1119,14 @@ impl NetworkManager {
         }
         let config: Vec<Value> = match &n.ipam {
             Some(i) => {
-                let mut c =
-                    json!({"Subnet": i.subnet.to_string(), "Gateway": i.gateway.to_string()});
+                // dockerd's field order: Subnet, IPRange, Gateway.
+                let mut c = serde_json::Map::new();
+                c.insert("Subnet".into(), json!(i.subnet.to_string()));
                 if let Some(r) = i.range {
-                    c["IPRange"] = json!(r.to_string());
+                    c.insert("IPRange".into(), json!(r.to_string()));
                 }
-                vec![c]
+                c.insert("Gateway".into(), json!(i.gateway.to_string()));
+                vec![Value::Object(c)]
             }
             None => vec![],
         };

@@ -7,6 +7,7 @@ mod cp;
 mod exec;
 mod image_more;
 mod images;
+mod network;
 mod progress;
 mod run;
 mod system;
@@ -115,6 +116,11 @@ pub enum Command {
     Diff(cp::DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(cp::ExportArgs),
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: network::NetworkCmd,
+    },
     /// Manage volumes
     Volume {
         #[command(subcommand)]
@@ -224,6 +230,7 @@ async fn dispatch(client: &Client, cmd: Command) -> CliResult {
         Command::Cp(a) => cp::cp(client, a).await,
         Command::Diff(a) => cp::diff(client, a).await,
         Command::Export(a) => cp::export(client, a).await,
+        Command::Network { cmd } => network::network(client, cmd).await,
         Command::Volume { cmd } => volume::volume(client, cmd).await,
         Command::System { cmd } => system::system(client, cmd).await,
         Command::Version => system::version(client).await,

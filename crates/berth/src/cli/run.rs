@@ -218,25 +218,34 @@ pub struct RunArgs {
     /// Pull image before running ("always", "missing", "never")
     #[arg(long)]
     pull: Option<String>,
-    // Options of later issues: parsed, answered with "not implemented yet".
-    #[arg(short = 'p', long, hide = true)]
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long)]
     publish: Vec<String>,
-    #[arg(short = 'P', long, hide = true)]
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
     publish_all: bool,
-    #[arg(long, hide = true)]
+    /// Expose a port or a range of ports
+    #[arg(long)]
     expose: Vec<String>,
-    #[arg(long, visible_alias = "net", hide = true)]
+    /// Connect a container to a network
+    #[arg(long, visible_alias = "net")]
     network: Option<String>,
-    #[arg(long, visible_alias = "net-alias", hide = true)]
+    /// Add network-scoped alias for the container
+    #[arg(long, visible_alias = "net-alias")]
     network_alias: Vec<String>,
-    #[arg(long, hide = true)]
+    /// Set custom DNS servers
+    #[arg(long)]
     dns: Vec<String>,
-    #[arg(long, visible_alias = "dns-opt", hide = true)]
+    /// Set DNS options
+    #[arg(long, visible_alias = "dns-opt")]
     dns_option: Vec<String>,
-    #[arg(long, hide = true)]
+    /// Set custom DNS search domains
+    #[arg(long)]
     dns_search: Vec<String>,
-    #[arg(long, hide = true)]
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long)]
     add_host: Vec<String>,
+    // Options of later issues: parsed, answered with "not implemented yet".
     /// Bind mount a volume
     #[arg(short = 'v', long)]
     volume: Vec<String>,
@@ -251,11 +260,13 @@ pub struct RunArgs {
     volumes_from: Vec<String>,
     #[arg(long, hide = true)]
     volume_driver: Option<String>,
-    #[arg(long, hide = true)]
+    /// Add link to another container
+    #[arg(long)]
     link: Vec<String>,
     #[arg(long, hide = true)]
     link_local_ip: Vec<String>,
-    #[arg(long, hide = true)]
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
     ip: Option<String>,
     #[arg(long, hide = true)]
     ip6: Option<String>,
@@ -493,19 +504,8 @@ fn parse_throttle(v: &str, flag: &str, bytes: bool) -> Result<serde_json::Value,
 /// The first option of a later issue that was given, if any.
 fn not_implemented(a: &RunArgs) -> Option<&'static str> {
     [
-        (!a.publish.is_empty(), "--publish"),
-        (a.publish_all, "--publish-all"),
-        (!a.expose.is_empty(), "--expose"),
-        (a.network.is_some(), "--network"),
-        (!a.network_alias.is_empty(), "--network-alias"),
-        (!a.dns.is_empty(), "--dns"),
-        (!a.dns_option.is_empty(), "--dns-option"),
-        (!a.dns_search.is_empty(), "--dns-search"),
-        (!a.add_host.is_empty(), "--add-host"),
         (a.volume_driver.is_some(), "--volume-driver"),
-        (!a.link.is_empty(), "--link"),
         (!a.link_local_ip.is_empty(), "--link-local-ip"),
-        (a.ip.is_some(), "--ip"),
         (a.ip6.is_some(), "--ip6"),
         (a.mac_address.is_some(), "--mac-address"),
         (a.log_driver.is_some(), "--log-driver"),
@@ -845,6 +845,23 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
         });
     }
     h.ulimits = Some(ulimits);
+    super::network::apply_run_flags(
+        &super::network::RunNetFlags {
+            publish: &a.publish,
+            publish_all: a.publish_all,
+            expose: &a.expose,
+            network: a.network.as_deref(),
+            aliases: &a.network_alias,
+            ip: a.ip.as_deref(),
+            dns: &a.dns,
+            dns_option: &a.dns_option,
+            dns_search: &a.dns_search,
+            add_host: &a.add_host,
+            link: &a.link,
+        },
+        &mut body,
+    )
+    .map_err(|(v, f, e)| flag_error(&v, f, e))?;
     Ok(body)
 }
 
