@@ -892,3 +892,106 @@ fn load_oci_layout_without_manifest_json() {
         assert_eq!(ok(&d.berth(&["run", "--rm", "viaskopeo:2"])), "oci\n");
     }
 }
+
+/// A registry stand-in on 127.0.0.1 that answers `/v2/` and Docker's v1
+/// search endpoint (what Docker Hub serves).
+fn v1_search_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    std::thread::spawn(move || {
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((mut c, _)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            c.set_nonblocking(false).unwrap();
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let body = if req.starts_with("GET /v1/search?q=tool") {
+                r#"{"num_results":3,"query":"tool","results":[
+                {"name":"acme/tool","description":"A very useful tool that does many things well, really","star_count":12,"is_official":false,"is_automated":false},
+                {"name":"tool","description":"Official tool","star_count":300,"is_official":true,"is_automated":false},
+                {"name":"x/tool-lite","description":"","star_count":0,"is_official":false,"is_automated":true}]}"#
+            } else {
+                "{}"
+            };
+            let _ = c.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (port, stop)
+}
+
+#[test]
+fn search_v1_endpoint_filters_and_format() {
+    require_root!();
+    let (port, stop) = v1_search_server();
+    let d = Daemon::start("imgsearchv1");
+    let term = format!("127.0.0.1:{port}/tool");
+    let out = ok(&d.berth(&["search", &term]));
+    let dout = ok(&d.docker(&["search", &term]));
+    let trim = |s: &str| {
+        s.lines()
+            .map(|l| l.trim_end().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(trim(&out), trim(&dout), "berth vs docker CLI");
+    assert_eq!(
+        trim(&out),
+        vec![
+            "NAME          DESCRIPTION                                     STARS     OFFICIAL",
+            "acme/tool     A very useful tool that does many things wel…   12",
+            "tool          Official tool                                   300       [OK]",
+            "x/tool-lite                                                   0",
+        ]
+    );
+    let out = ok(&d.berth(&[
+        "search",
+        "--filter",
+        "is-official=true",
+        "--format",
+        "{{.Name}}:{{.StarCount}}:{{.IsOfficial}}",
+        &term,
+    ]));
+    assert_eq!(out, "tool:300:[OK]\n");
+    let out = ok(&d.berth(&[
+        "search",
+        "--filter",
+        "stars=10",
+        "--limit",
+        "2",
+        "--format",
+        "{{.Name}}",
+        &term,
+    ]));
+    assert_eq!(out, "acme/tool\ntool\n");
+    let out = ok(&d.berth(&[
+        "search",
+        "--no-trunc",
+        "--format",
+        "{{.Description}}",
+        "--limit",
+        "1",
+        &term,
+    ]));
+    assert_eq!(
+        out,
+        "A very useful tool that does many things well, really\n"
+    );
+    let o = d.berth(&["search", "--filter", "stars=many", &term]);
+    assert!(
+        stderr(&o).contains("Invalid filter 'stars=many'"),
+        "{}",
+        stderr(&o)
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+}
