@@ -129,7 +129,8 @@ impl Engine {
         }
         let plan = volumes::plan(&body.host_config, &body.config, &image_volumes, &from)?;
         let mut points = plan.points;
-        // dockerd: a bind from inside its data root defaults to rslave.
+        // dockerd: a bind from inside its data root, or of a parent of it,
+        // defaults to rslave.
         let root = format!("{}/", self.cfg.data_root.display());
         for p in points.iter_mut() {
             let explicit =
@@ -140,7 +141,9 @@ impl Engine {
                         == Some(p.destination.as_str())
                         && !m["BindOptions"]["Propagation"].is_null()
                 });
-            if p.kind == "bind" && !explicit && p.source.starts_with(&root) {
+            let related =
+                p.source.starts_with(&root) || root.starts_with(&format!("{}/", p.source));
+            if p.kind == "bind" && !explicit && related {
                 p.propagation = "rslave".into();
             }
         }

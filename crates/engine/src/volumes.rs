@@ -588,7 +588,12 @@ pub fn parse_bind(spec: &str) -> Result<(MountPoint, Option<VolumeWant>)> {
             source: String::new(),
             destination: dst,
             driver: "local".into(),
-            mode: mode.to_string(),
+            // dockerd's default relabel mode for a named volume.
+            mode: if mode.is_empty() && !src.is_empty() {
+                "z".to_string()
+            } else {
+                mode.to_string()
+            },
             rw,
             propagation: String::new(),
             copy_data: copy,
