@@ -515,15 +515,36 @@ pub struct DfArgs {
     format: Option<String>,
 }
 
+/// `units.HumanSize`: like [`human_size`] with 4 significant digits.
+fn human4(size: f64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = size;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < UNITS.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    if v == 0.0 {
+        return format!("0{}", UNITS[i]);
+    }
+    let digits = v.abs().log10().floor() as i32 + 1;
+    let decimals = (4 - digits).max(0) as usize;
+    let mut t = format!("{v:.decimals$}");
+    if t.contains('.') {
+        t = t.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{t}{}", UNITS[i])
+}
+
 fn size_of(v: &Value) -> f64 {
     v.as_f64().unwrap_or(0.0).max(0.0)
 }
 
 fn reclaim(r: f64, total: f64) -> String {
     if total > 0.0 {
-        format!("{} ({}%)", human_size(r), (r * 100.0 / total) as i64)
+        format!("{} ({}%)", human4(r), (r * 100.0 / total) as i64)
     } else {
-        human_size(r)
+        human4(r)
     }
 }
 
@@ -579,7 +600,7 @@ pub async fn df(client: &Client, a: DfArgs) -> CliResult {
             ("Type", tv_s(t)),
             ("TotalCount", tv_s(total.to_string())),
             ("Active", tv_s(active.to_string())),
-            ("Size", tv_s(human_size(size))),
+            ("Size", tv_s(human4(size))),
             ("Reclaimable", tv_s(reclaim(r, size))),
         ])
     };
@@ -659,8 +680,8 @@ fn df_verbose(images: &[Value], containers: &[Value], volumes: &[Value]) -> CliR
                 id.chars().take(12).collect(),
                 created.clone(),
                 human_size(size),
-                human_size(shared),
-                human_size(size - shared),
+                human4(shared),
+                human4(size - shared),
                 i["Containers"].as_i64().unwrap_or(0).to_string(),
             ]);
         }
@@ -688,7 +709,7 @@ fn df_verbose(images: &[Value], containers: &[Value], volumes: &[Value]) -> CliR
             c["Image"].as_str().unwrap_or("").to_string(),
             format!("\"{}\"", ellipsis(c["Command"].as_str().unwrap_or(""), 20)),
             vols.to_string(),
-            human_size(size_of(&c["SizeRw"])),
+            human4(size_of(&c["SizeRw"])),
             ago(c["Created"].as_i64().unwrap_or(0)),
             c["Status"].as_str().unwrap_or("").to_string(),
             name.to_string(),
@@ -705,7 +726,7 @@ fn df_verbose(images: &[Value], containers: &[Value], volumes: &[Value]) -> CliR
         rows.push(vec![
             x["Name"].as_str().unwrap_or("").to_string(),
             x["UsageData"]["RefCount"].as_i64().unwrap_or(0).to_string(),
-            human_size(size_of(&x["UsageData"]["Size"])),
+            human4(size_of(&x["UsageData"]["Size"])),
         ]);
     }
     print!("{}", table(&rows));
@@ -728,6 +749,14 @@ fn df_verbose(images: &[Value], containers: &[Value], volumes: &[Value]) -> CliR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_size_4_digits() {
+        assert_eq!(human4(1985581.0), "1.986MB");
+        assert_eq!(human4(0.0), "0B");
+        assert_eq!(human4(300000.0), "300kB");
+        assert_eq!(human4(1234.0), "1.234kB");
+    }
 
     #[test]
     fn mount_flags() {
