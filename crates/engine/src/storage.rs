@@ -73,7 +73,19 @@ fn label_match(filter: &str, labels: &BTreeMap<String, String>) -> bool {
 
 impl Engine {
     fn scratch(&self) -> PathBuf {
-        self.cfg.exec_root.join("tmp")
+        let dir = self.cfg.exec_root.join("tmp");
+        // Views left by a daemon killed mid-copy are empty directories in
+        // the host namespace (their mounts died with their thread): remove
+        // them once, before this daemon makes views of its own.
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(|| {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with("view-") {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        });
+        dir
     }
 
     /// Names of the containers using each volume.
