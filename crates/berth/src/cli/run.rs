@@ -258,7 +258,8 @@ pub struct RunArgs {
     /// Mount volumes from the specified container(s)
     #[arg(long)]
     volumes_from: Vec<String>,
-    #[arg(long, hide = true)]
+    /// Optional volume driver for the container
+    #[arg(long)]
     volume_driver: Option<String>,
     /// Add link to another container
     #[arg(long)]
@@ -504,7 +505,6 @@ fn parse_throttle(v: &str, flag: &str, bytes: bool) -> Result<serde_json::Value,
 /// The first option of a later issue that was given, if any.
 fn not_implemented(a: &RunArgs) -> Option<&'static str> {
     [
-        (a.volume_driver.is_some(), "--volume-driver"),
         (!a.link_local_ip.is_empty(), "--link-local-ip"),
         (a.ip6.is_some(), "--ip6"),
         (a.mac_address.is_some(), "--mac-address"),
@@ -613,6 +613,7 @@ fn build_body(a: &RunArgs) -> Result<ContainerCreateBody, Failure> {
     );
     super::volume::apply_run_flags(&a.volume, &a.mount, &a.tmpfs, &a.volumes_from, &mut body)
         .map_err(|(v, f, e)| flag_error(&v, f, e))?;
+    body.host_config.volume_driver = a.volume_driver.clone().unwrap_or_default();
     let h = &mut body.host_config;
     h.auto_remove = a.rm;
     h.memory = parse_size(&a.memory, "-m, --memory")?;
