@@ -145,16 +145,44 @@ impl<W: std::io::Write> std::io::Write for HashWriter<W> {
     }
 }
 
-/// Reader that copies everything it reads into a gzip encoder.
+/// Reader that hands a copy of everything it reads (in 256 KiB chunks) to
+/// a gzip thread, so compression runs on another core while the layer is
+/// unpacked. The channel is bounded: memory stays at a few MiB.
 struct GzTee<R> {
     inner: R,
-    enc: flate2::write::GzEncoder<HashWriter<fs::File>>,
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+}
+
+const GZ_CHUNK: usize = 256 * 1024;
+
+impl<R> GzTee<R> {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(GZ_CHUNK));
+        match &self.tx {
+            Some(tx) if tx.send(chunk).is_ok() => Ok(()),
+            _ => Err(std::io::Error::other("layer blob writer failed")),
+        }
+    }
+
+    /// Send the rest and close the channel.
+    fn close(&mut self) -> std::io::Result<()> {
+        let r = self.send();
+        self.tx = None;
+        r
+    }
 }
 
 impl<R: Read> Read for GzTee<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        std::io::Write::write_all(&mut self.enc, &buf[..n])?;
+        self.buf.extend_from_slice(&buf[..n]);
+        if self.buf.len() >= GZ_CHUNK {
+            self.send()?;
+        }
         Ok(n)
     }
 }
@@ -378,31 +406,44 @@ impl ImageStore {
             let _ = fs::remove_file(&gz_path);
             e
         };
-        let enc = flate2::write::GzEncoder::new(
-            HashWriter {
-                inner: file,
-                hasher: <sha2::Sha256 as sha2::Digest>::new(),
-                count: 0,
-            },
-            flate2::Compression::fast(),
-        );
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let writer = std::thread::spawn(move || -> std::io::Result<HashWriter<fs::File>> {
+            let mut enc = flate2::write::GzEncoder::new(
+                HashWriter {
+                    inner: file,
+                    hasher: <sha2::Sha256 as sha2::Digest>::new(),
+                    count: 0,
+                },
+                flate2::Compression::fast(),
+            );
+            for chunk in rx {
+                std::io::Write::write_all(&mut enc, &chunk)?;
+            }
+            let hw = enc.finish()?;
+            hw.inner.sync_all()?;
+            Ok(hw)
+        });
         let mut hr = HashingReader::new(GzTee {
             inner: decoded,
-            enc,
+            buf: Vec::with_capacity(GZ_CHUNK),
+            tx: Some(tx),
         });
-        let size = unpack(&mut hr, &diff, UnpackOptions::LAYER).map_err(cleanup)?;
-        let (digest, tee) = hr
-            .finish_inner()
-            .map_err(|e| Error::archive(format!("invalid tar archive: {e}")))
-            .map_err(cleanup)?;
-        let hw = tee
-            .enc
-            .finish()
+        let res = unpack(&mut hr, &diff, UnpackOptions::LAYER).and_then(|size| {
+            let (digest, mut tee) = hr
+                .finish_inner()
+                .map_err(|e| Error::archive(format!("invalid tar archive: {e}")))?;
+            tee.close()
+                .ctx(|| format!("write {}", gz_path.display()))?;
+            Ok((size, digest))
+        });
+        // The writer ends once the channel is closed (hr dropped on error).
+        let written = writer
+            .join()
+            .map_err(|_| Error::Internal("layer blob writer panicked".into()));
+        let (size, digest) = res.map_err(cleanup)?;
+        let hw = written
+            .map_err(cleanup)?
             .ctx(|| format!("write {}", gz_path.display()))
-            .map_err(cleanup)?;
-        hw.inner
-            .sync_all()
-            .ctx(|| "sync layer blob".into())
             .map_err(cleanup)?;
         let blob = GzBlob {
             digest: format!("sha256:{}", hex::encode(sha2::Digest::finalize(hw.hasher))),
