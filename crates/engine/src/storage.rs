@@ -167,7 +167,9 @@ impl Engine {
                     let existed = w.name.as_deref().is_some_and(|n| store.get(n).is_ok());
                     let v = store.create(
                         w.name.as_deref(),
-                        &body.host_config.volume_driver,
+                        w.driver
+                            .as_deref()
+                            .unwrap_or(&body.host_config.volume_driver),
                         w.labels.clone(),
                         w.options.clone(),
                         w.name.is_none(),

@@ -519,6 +519,8 @@ fn clean(p: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct VolumeWant {
     pub name: Option<String>,
+    /// `--mount volume-driver=` (else the container's VolumeDriver).
+    pub driver: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
 }
@@ -603,6 +605,7 @@ pub fn parse_bind(spec: &str) -> Result<(MountPoint, Option<VolumeWant>)> {
         },
         Some(VolumeWant {
             name: (!src.is_empty()).then(|| src.to_string()),
+            driver: None,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
         }),
@@ -703,6 +706,10 @@ pub fn parse_api_mount(m: &Value) -> Result<(MountPoint, Option<VolumeWant>)> {
                 },
                 Some(VolumeWant {
                     name: (!source.is_empty()).then_some(source),
+                    driver: vo["DriverConfig"]["Name"]
+                        .as_str()
+                        .filter(|d| !d.is_empty())
+                        .map(str::to_string),
                     labels,
                     options,
                 }),
@@ -926,6 +933,7 @@ pub fn plan(
         };
         let want = VolumeWant {
             name: None,
+            driver: None,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
         };
