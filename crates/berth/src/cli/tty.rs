@@ -8,13 +8,8 @@ use tokio::sync::mpsc;
 
 /// The terminal size of stdout (or stdin): `(height, width)`.
 pub fn size() -> Option<(u16, u16)> {
-    for fd in [1, 0] {
-        let mut ws = libc_winsize::default();
-        if libc_winsize::get(fd, &mut ws) && ws.row > 0 && ws.col > 0 {
-            return Some((ws.row, ws.col));
-        }
-    }
-    None
+    berth_sys::term::window_size(&std::io::stdout())
+        .or_else(|| berth_sys::term::window_size(&std::io::stdin()))
 }
 
 /// Raw mode on stdin while alive (restored on drop).
@@ -64,36 +59,6 @@ pub fn stdin_reader() -> mpsc::UnboundedReceiver<Vec<u8>> {
             }
         });
     rx
-}
-
-mod libc_winsize {
-    #[derive(Default)]
-    pub struct Winsize {
-        pub row: u16,
-        pub col: u16,
-    }
-
-    pub fn default() -> Winsize {
-        Winsize::default()
-    }
-
-    pub fn get(fd: i32, out: &mut Winsize) -> bool {
-        nix::ioctl_read_bad!(tiocgwinsz, nix::libc::TIOCGWINSZ, nix::libc::winsize);
-        let mut ws = nix::libc::winsize {
-            ws_row: 0,
-            ws_col: 0,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCGWINSZ writes a winsize into `ws`, which we own.
-        if unsafe { tiocgwinsz(fd, &mut ws) }.is_ok() {
-            out.row = ws.ws_row;
-            out.col = ws.ws_col;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// Send our terminal size to `resize_path` (`/containers/{id}/resize` or
