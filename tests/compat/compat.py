@@ -236,6 +236,7 @@ class Engine:
         rc, out, _ = self.docker(["ps", "-aq"])
         if out.split():
             self.docker(["rm", "-f"] + out.split(), timeout=120)
+        self.docker(["network", "prune", "-f"])
         rc, out, _ = self.docker(["images", "-a", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
         for line in out.splitlines():
             ref, _, iid = line.partition(" ")
@@ -419,6 +420,7 @@ class Daemons:
         self.procs = []
         self.bridge = "bcompat%d" % (os.getpid() % 100000)
         self.bridge_made = False
+        self.berth_bridges = []  # each berthd's own default bridge (and nft table)
         self.ctrd_before = set(os.listdir("/run/containerd/s")) if os.path.isdir(
             "/run/containerd/s") else set()
         self.had_etc_docker = os.path.exists("/etc/docker")
@@ -444,9 +446,16 @@ class Daemons:
         t = self.tmp
         sock = t + "/%s.sock" % name
         logf = open(t + "/%s.log" % name, "w")
+        # A private default bridge and subnet per berthd (NET-02), so that
+        # concurrent runs never share berth0 or its nft table.
+        n = len(self.berth_bridges)
+        bridge = "bb%d%d" % (os.getpid() % 100000, n)
+        self.berth_bridges.append(bridge)
+        bip = "10.%d.%d.1/24" % (212 - n, os.getpid() % 256)
         p = subprocess.Popen([bindir + "/berthd", "--data-root", t + "/%s-data" % name,
                               "--exec-root", t + "/%s-exec" % name, "-H", "unix://" + sock,
-                              "--pidfile", t + "/%s.pid" % name, "--config-file", t + "/none.json"],
+                              "--pidfile", t + "/%s.pid" % name, "--config-file", t + "/none.json",
+                              "--bridge", bridge, "--bip", bip],
                              stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(("berthd", p))
         if not self._wait_ready(p, sock):
@@ -527,6 +536,9 @@ class Daemons:
                 subprocess.run(["umount", "-l", mp], capture_output=True)
         if self.bridge_made:
             subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        for b in self.berth_bridges:
+            subprocess.run(["ip", "link", "del", b], capture_output=True)
+            subprocess.run(["nft", "delete", "table", "ip", "berth-" + b], capture_output=True)
         for base in ("/sys/fs/cgroup", ):
             for root, dirs, _ in os.walk(base):
                 if os.path.basename(root) == self.cgroup:

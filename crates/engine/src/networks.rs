@@ -129,6 +129,11 @@ impl Engine {
                     "conflicting options: hostname and the network mode".into(),
                 ));
             }
+            // NET-08: the joining container takes the other's hostname.
+            if let Ok(o) = self.record(other) {
+                body.config.hostname = o.config.hostname.clone();
+                body.config.domainname = o.config.domainname.clone();
+            }
             return Ok(vec![]);
         }
         let n = self
@@ -190,7 +195,7 @@ impl Engine {
             self.resolve_id(target.trim_start_matches('/'))
                 .map_err(|_| {
                     Error::InvalidArgument(format!(
-                        "could not get container for {}",
+                        "could not get container for {0}: No such container: {0}",
                         target.trim_start_matches('/')
                     ))
                 })?;
@@ -346,13 +351,12 @@ impl Engine {
             else {
                 continue;
             };
-            let mut names = vec![];
-            if let Some(a) = alias.filter(|a| *a != t.name) {
-                names.push(a.to_string());
+            // dockerd: "<alias> <hostname>", then the name if it differs.
+            let alias = alias.unwrap_or(&t.name);
+            let mut names = vec![alias.to_string(), t.config.hostname.clone()];
+            if alias != t.name {
+                names.push(t.name.clone());
             }
-            names.push(t.name.clone());
-            names.push(t.config.hostname.clone());
-            names.dedup();
             hosts.push_str(&format!("{ip}\t{}\n", names.join(" ")));
         }
         if let Some(ep) = &primary {
@@ -497,7 +501,13 @@ impl Engine {
                 .unwrap_or(Value::Null);
             let aliases = match ep {
                 Some(e) if !e.aliases.is_empty() => json!(e.aliases),
-                None if !a.aliases.is_empty() => json!(a.aliases),
+                _ if n.has_dns() => {
+                    // dockerd lists the short ID as an alias on user networks.
+                    let mut a = a.aliases.clone();
+                    a.push(r.id[..12].to_string());
+                    json!(a)
+                }
+                _ if !a.aliases.is_empty() => json!(a.aliases),
                 _ => Value::Null,
             };
             let mut v = json!({
@@ -575,9 +585,6 @@ impl Engine {
                     &p.host_ip
                 };
                 ports.push(json!({"IP": ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto}));
-                if p.host_ip.is_empty() && p.proto == "tcp" {
-                    ports.push(json!({"IP": "::", "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto}));
-                }
             }
         }
         for k in r

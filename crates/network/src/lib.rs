@@ -115,6 +115,10 @@ pub struct NetworkRecord {
     pub icc: bool,
     #[serde(default)]
     pub mtu: u32,
+    /// dockerd shows the gateway in IPAM.Config only when it chose the
+    /// subnet itself or was given the gateway.
+    #[serde(default)]
+    pub hide_gateway: bool,
 }
 
 fn yes() -> bool {
@@ -406,6 +410,7 @@ impl NetworkManager {
                 bridge: String::new(),
                 icc: true,
                 mtu: 0,
+                hide_gateway: false,
             });
             if name == "bridge" {
                 if let Some(old) = &rec.ipam {
@@ -572,7 +577,9 @@ impl NetworkManager {
             .collect();
         let ipam = match req.ipam_configs.first() {
             Some(c) if !c.subnet.is_empty() => {
-                let subnet = ipam::parse_cidr(&c.subnet)?;
+                let subnet = ipam::parse_cidr(&c.subnet).map_err(|e| {
+                    Error::InvalidArgument(format!("Invalid subnet {} : {e}", c.subnet))
+                })?;
                 if subnet.trunc() != subnet {
                     // Docker accepts host bits only for --bip.
                     return Err(Error::InvalidArgument(format!(
@@ -651,6 +658,10 @@ impl NetworkManager {
             bridge: bridge.clone(),
             icc,
             mtu,
+            hide_gateway: req
+                .ipam_configs
+                .first()
+                .is_some_and(|c| !c.subnet.is_empty() && c.gateway.is_empty()),
         };
         let h = link::connect()?;
         let existed = link::index_of(&h, &bridge).await?.is_some();
@@ -1125,7 +1136,9 @@ impl NetworkManager {
                 if let Some(r) = i.range {
                     c.insert("IPRange".into(), json!(r.to_string()));
                 }
-                c.insert("Gateway".into(), json!(i.gateway.to_string()));
+                if !n.hide_gateway {
+                    c.insert("Gateway".into(), json!(i.gateway.to_string()));
+                }
                 vec![Value::Object(c)]
             }
             None => vec![],

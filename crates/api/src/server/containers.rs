@@ -53,7 +53,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(resp)).into_response())
 }
 
-pub async fn list(State(engine): State<Arc<Engine>>, Query(q): Q) -> Result<Response, ApiError> {
+pub async fn list(
+    State(engine): State<Arc<Engine>>,
+    Extension(v): Extension<ApiVersion>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
     let limit = int(&q, "limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let all = flag(&q, "all", false) || limit.is_some();
     let query = ListQuery {
@@ -62,7 +66,22 @@ pub async fn list(State(engine): State<Arc<Engine>>, Query(q): Q) -> Result<Resp
         size: flag(&q, "size", false),
         filters: parse_filters(q.get("filters").map(String::as_str))?,
     };
-    Ok(Json(engine.list_containers(query).await?).into_response())
+    let mut list = engine.list_containers(query).await?;
+    if v.at_least(1, 42) {
+        // Newer API versions type an endpoint's Aliases and Links as arrays.
+        for c in &mut list {
+            if let Some(nets) = c.network_settings["Networks"].as_object_mut() {
+                for ep in nets.values_mut() {
+                    for k in ["Aliases", "Links"] {
+                        if ep[k].is_null() {
+                            ep[k] = serde_json::json!([]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Json(list).into_response())
 }
 
 pub async fn inspect(
