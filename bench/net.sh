@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Network benchmarks (issue 6, NET-17..NET-19):
+#  1. TCP throughput of one HTTP download (busybox httpd -> curl) over the
+#     host's loopback, through a berth published port (kernel DNAT), and
+#     through a Docker published port (dockerd 20.10 with iptables and its
+#     userland proxy, the default: docker-proxy for 127.0.0.1, DNAT
+#     otherwise), all in one run, from 127.0.0.1 and from the bridge gateway
+#     address.
+#  2. Time to connect 50 running containers to one user network
+#     (`docker network connect`, the docker CLI against both engines).
+#
+#   bench/net.sh [--no-build] [--docs FILE] [--runs N]
+#
+# Same set-up and cleanup as bench/run.sh (bench/lib.sh): root, a private
+# berthd and dockerd. dockerd is restarted here with --iptables=true so that
+# its published ports work; its iptables chains are removed afterwards and
+# the FORWARD policy restored. NET_SIZE_MB (default 1024) sets the size of
+# the downloaded file. Traffic stays on loopback and our own bridges.
+set -euo pipefail
+
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SIZE_MB=${NET_SIZE_MB:-1024}
+TRIES=${NET_TRIES:-3}
+NCONN=50
+DBIP=10.213.76.1/24
+FWD_BEFORE=$(iptables -S FORWARD 2>/dev/null | awk '/^-P FORWARD/ {print $3}')
+FWD_BEFORE=${FWD_BEFORE:-ACCEPT}
+HOST_HTTPD_PID=""
+
+net_cleanup() {
+    set +e
+    [ -n "$HOST_HTTPD_PID" ] && kill "$HOST_HTTPD_PID" 2>/dev/null
+    for eng in "$BSOCK" "$DSOCK"; do
+        "$DOCKER_CLI" -H "$eng" ps -aq 2>/dev/null | xargs -r "$DOCKER_CLI" -H "$eng" rm -f >/dev/null 2>&1
+        "$DOCKER_CLI" -H "$eng" network prune -f >/dev/null 2>&1
+    done
+    stop_pid "$DOCKERD_PID" dockerd
+    DOCKERD_PID=""
+    stop_pid "$BERTHD_PID" berthd
+    BERTHD_PID=""
+    # dockerd's iptables chains and rules, and the FORWARD policy.
+    for t in filter nat; do
+        iptables-save -t "$t" 2>/dev/null | grep -vE 'DOCKER|docker0' | iptables-restore -T "$t" 2>/dev/null
+    done
+    iptables -P FORWARD "$FWD_BEFORE" 2>/dev/null
+    # berthd's default bridge and table.
+    ip link del berth0 2>/dev/null
+    nft delete table ip berth 2>/dev/null
+}
+trap 'net_cleanup; cleanup' EXIT
+
+[ "$DOCKER_OK" = 1 ] || die "the network benchmark needs dockerd and the docker CLI"
+
+log "restarting dockerd with iptables and the userland proxy"
+stop_pid "$DOCKERD_PID" dockerd
+"$DOCKERD" --data-root "$T/dockerd-data" --exec-root "$T/dockerd-exec" \
+    -H "$DSOCK" --pidfile "$T/dockerd.pid" --config-file "$T/dockerd.json" \
+    --bip "$DBIP" --iptables=true --ip-forward=true \
+    --cgroup-parent "/$DOCKER_CGROUP" --storage-driver overlay2 >"$T/dockerd2.log" 2>&1 &
+DOCKERD_PID=$!
+wait_sock "$T/dockerd.sock" "$DOCKERD_PID" dockerd || die "dockerd did not restart"
+for _ in $(seq 1 100); do "$DOCKER_CLI" -H "$DSOCK" version >/dev/null 2>&1 && break; sleep 0.1; done
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",0)); print(s.getsockname()[1])'; }
+
+# Best of $TRIES downloads, in MB/s.
+speed() { # url
+    local best=0 s i
+    for i in $(seq 1 "$TRIES"); do
+        s=$(curl -s -o /dev/null -m 120 -w '%{speed_download}' "$1" || echo 0)
+        best=$(awk -v a="$best" -v b="$s" 'BEGIN { print (b > a) ? b : a }')
+    done
+    awk -v b="$best" 'BEGIN { printf "%.0f", b / 1e6 }'
+}
+
+SCRIPT="mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count=$SIZE_MB 2>/dev/null && exec httpd -f -p 80 -h /www"
+log "host loopback: busybox httpd on 127.0.0.1"
+mkdir -p "$T/www"
+dd if=/dev/zero of="$T/www/big" bs=1M count="$SIZE_MB" 2>/dev/null
+HP=$(free_port)
+busybox httpd -f -p "127.0.0.1:$HP" -h "$T/www" &
+HOST_HTTPD_PID=$!
+sleep 0.5
+LOOP=$(speed "http://127.0.0.1:$HP/big")
+
+log "berth published port"
+BP=$(free_port)
+"$BERTH" -H "$BSOCK" run -d --name netb -p "$BP:80" "$IMAGE" sh -c "$SCRIPT" >/dev/null
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$BP/" && break; sleep 0.2; done
+BGW=$("$BERTH" -H "$BSOCK" inspect -f '{{.NetworkSettings.Gateway}}' netb)
+BERTH_LO=$(speed "http://127.0.0.1:$BP/big")
+BERTH_GW=$(speed "http://$BGW:$BP/big")
+
+log "docker published port"
+DP=$(free_port)
+"$DOCKER_CLI" -H "$DSOCK" run -d --name netd -p "$DP:80" "$IMAGE" sh -c "$SCRIPT" >/dev/null
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$DP/" && break; sleep 0.2; done
+DGW=$("$DOCKER_CLI" -H "$DSOCK" inspect -f '{{.NetworkSettings.Gateway}}' netd)
+DOCKER_LO=$(speed "http://127.0.0.1:$DP/big")
+DOCKER_GW=$(speed "http://$DGW:$DP/big")
+
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
+
+log "connecting $NCONN containers to one network"
+connect_time() { # sock engine
+    local sock=$1 i start end
+    "$DOCKER_CLI" -H "$sock" network create benchnet >/dev/null
+    for i in $(seq 1 "$NCONN"); do
+        "$DOCKER_CLI" -H "$sock" run -d --name "c$i" "$IMAGE" sleep 100000 >/dev/null
+    done
+    start=$(date +%s.%N)
+    for i in $(seq 1 "$NCONN"); do
+        "$DOCKER_CLI" -H "$sock" network connect benchnet "c$i"
+    done
+    end=$(date +%s.%N)
+    # Check: the last one resolves the first by name on the new network.
+    "$DOCKER_CLI" -H "$sock" exec "c$NCONN" ping -c1 -W2 c1 >/dev/null || log "warning: c$NCONN cannot resolve c1"
+    for i in $(seq 1 "$NCONN"); do echo "c$i"; done | xargs "$DOCKER_CLI" -H "$sock" rm -f >/dev/null
+    "$DOCKER_CLI" -H "$sock" network rm benchnet >/dev/null
+    awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }'
+}
+BCONN=$(connect_time "$BSOCK")
+DCONN=$(connect_time "$DSOCK")
+
+table=$(cat <<EOF
+| path (${SIZE_MB} MiB HTTP download, best of $TRIES) | throughput | vs host loopback |
+|---|---|---|
+| host loopback (busybox httpd on the host) | $LOOP MB/s | 100% |
+| berth published port via 127.0.0.1 (DNAT) | $BERTH_LO MB/s | $(pct "$BERTH_LO" "$LOOP") |
+| berth published port via bridge gateway $BGW (DNAT) | $BERTH_GW MB/s | $(pct "$BERTH_GW" "$LOOP") |
+| Docker published port via 127.0.0.1 (docker-proxy) | $DOCKER_LO MB/s | $(pct "$DOCKER_LO" "$LOOP") |
+| Docker published port via bridge gateway $DGW (DNAT) | $DOCKER_GW MB/s | $(pct "$DOCKER_GW" "$LOOP") |
+
+| $NCONN x \`docker network connect\` (running containers, docker CLI) | total | per container |
+|---|---|---|
+| berthd | ${BCONN} s | $(awk -v t="$BCONN" -v n="$NCONN" 'BEGIN { printf "%.1f ms", 1000 * t / n }') |
+| dockerd 20.10 | ${DCONN} s | $(awk -v t="$DCONN" -v n="$NCONN" 'BEGIN { printf "%.1f ms", 1000 * t / n }') |
+EOF
+)
+echo "$table"
+if [ -n "$DOCS" ]; then
+    printf '\n%s\n' "$table" >>"$DOCS"
+    log "appended to $DOCS"
+fi
