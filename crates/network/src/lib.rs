@@ -373,7 +373,12 @@ impl NetworkManager {
             link::ensure_bridge(&h, &n.bridge, ipam.gateway, ipam.subnet.prefix_len(), n.mtu)
                 .await?;
         }
-        nm.apply_firewall()?;
+        if nm.cfg.iptables {
+            nm.apply_firewall()?;
+        } else {
+            // --iptables=false: no ruleset at all, not even a stale one.
+            let _ = firewall::delete_table(&nm.cfg.table);
+        }
         Ok(nm)
     }
 
@@ -791,7 +796,10 @@ impl NetworkManager {
             dns_upstream: req.dns_upstream.clone(),
         };
         let result = async {
-            link::setup_loopback(&netns).await?;
+            // configure_peer brings lo up along with the first endpoint.
+            if req.endpoints.is_empty() {
+                link::setup_loopback(&netns).await?;
+            }
             let h = link::connect()?;
             for ep in &req.endpoints {
                 let e = self.add_endpoint(&h, &sb, ep).await?;
@@ -825,7 +833,10 @@ impl NetworkManager {
                 .unwrap()
                 .sandboxes
                 .insert(cid.clone(), sb.clone());
-            self.apply_firewall()?;
+            // The ruleset depends on networks and ports only.
+            if !sb.ports.is_empty() {
+                self.apply_firewall()?;
+            }
             self.save_sandbox(&sb)?;
             Ok::<_, Error>(())
         }
@@ -833,7 +844,9 @@ impl NetworkManager {
         if let Err(e) = result {
             self.state.lock().unwrap().sandboxes.remove(&cid);
             self.ports.release_all(&cid);
-            let _ = self.apply_firewall();
+            if !sb.ports.is_empty() {
+                let _ = self.apply_firewall();
+            }
             let h = link::connect()?;
             self.release_endpoints(&h, &sb.endpoints).await;
             let _ = berth_sys::netns::remove(&netns);
@@ -956,7 +969,12 @@ impl NetworkManager {
             return Ok(());
         };
         self.ports.release_all(cid);
-        self.apply_firewall()?;
+        if !sb.ports.is_empty() {
+            // Keep going: the links and the namespace must go regardless.
+            if let Err(e) = self.apply_firewall() {
+                warn!(container = %cid, "ruleset update: {e}");
+            }
+        }
         let h = link::connect()?;
         self.release_endpoints(&h, &sb.endpoints).await;
         let _ = berth_sys::netns::remove(&sb.netns);
