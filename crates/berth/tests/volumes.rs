@@ -549,3 +549,111 @@ fn system_df_counts_volume_sizes() {
         "{out}"
     );
 }
+
+/// A real crash: berthd is SIGKILLed while it copies many image files into
+/// a new volume. After the restart the volume is empty and not marked
+/// filled, and the next container gets every file.
+#[test]
+fn copy_up_killed_midway_is_redone() {
+    require_root!();
+    let mut d = Daemon::start("vol-kill");
+    const N: usize = 4_000;
+    let base = std::fs::read(images_dir().join("busybox-rootfs.tar")).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut ar = tar::Archive::new(&base[..]);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut h = e.header().clone();
+        let path = e.path().unwrap().into_owned();
+        if matches!(
+            h.entry_type(),
+            tar::EntryType::Symlink | tar::EntryType::Link
+        ) {
+            let l = e.link_name().unwrap().unwrap().into_owned();
+            b.append_link(&mut h, &path, &l).unwrap();
+        } else {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            b.append_data(&mut h, &path, &data[..]).unwrap();
+        }
+    }
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    b.append_data(&mut dir, "many/", std::io::empty()).unwrap();
+    for i in 0..N {
+        let mut f = tar::Header::new_gnu();
+        f.set_mode(0o644);
+        f.set_size(8);
+        b.append_data(
+            &mut f,
+            format!("many/f{i:05}"),
+            &format!("{i:08}").as_bytes()[..],
+        )
+        .unwrap();
+    }
+    let path = d.dir.join("many.tar");
+    std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+    ok(&d.berth(&[
+        "import",
+        "-c",
+        "VOLUME /many",
+        path.to_str().unwrap(),
+        "berth-test/many:1",
+    ]));
+    ok(&d.berth(&["volume", "create", "big"]));
+    let meta = d.data_root().join("volumes/big/volume.json");
+    let mut cli = std::process::Command::new(bin("berth"))
+        .args([
+            "-H",
+            &d.host(),
+            "create",
+            "-v",
+            "big:/many",
+            "berth-test/many:1",
+            "true",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let data = d.data_root().join("volumes/big/_data");
+    let pending = eventually(30, || {
+        std::fs::read_to_string(&meta).is_ok_and(|m| m.contains("\"pending\""))
+            && std::fs::read_dir(&data).is_ok_and(|r| r.count() > 50)
+    });
+    assert!(pending, "copy-up never observed in progress");
+    d.kill9();
+    let _ = cli.kill();
+    let _ = cli.wait();
+    let copied = std::fs::read_dir(d.data_root().join("volumes/big/_data"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert!(
+        copied < N,
+        "the copy finished before the kill ({copied} files)"
+    );
+    d.spawn();
+    let v: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(v["CopyUp"], "none", "{v}");
+    assert_eq!(
+        std::fs::read_dir(d.data_root().join("volumes/big/_data"))
+            .unwrap()
+            .count(),
+        0,
+        "half-filled volume kept"
+    );
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "big:/many",
+        "berth-test/many:1",
+        "sh",
+        "-c",
+        "ls /many | wc -l; cat /many/f03999",
+    ]));
+    assert_eq!(out, format!("{N}\n00003999"));
+    eprintln!("killed after {copied} of {N} files; refilled completely after restart");
+}
