@@ -171,7 +171,20 @@ impl Engine {
             .map(|c| c.image_id)
             .collect();
         let mut deleted = Vec::new();
-        let mut reclaimed: i64 = 0;
+        // Unpacked size of every layer (chain id), for SpaceReclaimed.
+        let mut layer_size: HashMap<String, i64> = HashMap::new();
+        for rec in &list {
+            let images = self.images.clone();
+            let diffs = rec.rootfs_layers.clone();
+            let sizes = tokio::task::spawn_blocking(move || images.layer_sizes(&diffs))
+                .await
+                .map_err(join_err)??;
+            layer_size.extend(
+                berth_image_chain_ids(&rec.rootfs_layers)
+                    .into_iter()
+                    .zip(sizes),
+            );
+        }
         for rec in list {
             if used.contains(&rec.id) {
                 continue;
@@ -214,17 +227,7 @@ impl Engine {
             }
             let images = self.images.clone();
             let rid = rec.id.clone();
-            let sizes = {
-                let images = images.clone();
-                let diffs = rec.rootfs_layers.clone();
-                tokio::task::spawn_blocking(move || images.layer_sizes(&diffs))
-                    .await
-                    .map_err(join_err)??
-            };
-            let chains_sizes: HashMap<String, i64> = berth_image_chain_ids(&rec.rootfs_layers)
-                .into_iter()
-                .zip(sizes)
-                .collect();
+            let parent = self.image_parent(&rid).await;
             match tokio::task::spawn_blocking(move || images.delete(&rid))
                 .await
                 .map_err(join_err)?
@@ -237,16 +240,27 @@ impl Engine {
                         deleted.push(json!({"Untagged": d}));
                     }
                     deleted.push(json!({"Deleted": rec.id}));
-                    for l in layers {
-                        reclaimed += chains_sizes.get(&l).copied().unwrap_or(0);
-                        deleted.push(json!({"Deleted": l}));
-                    }
+                    deleted.extend(layers.into_iter().map(|l| json!({"Deleted": l})));
+                    self.prune_parents(parent, &mut deleted).await;
                 }
                 // Lost a race with a new container: skip, as dockerd does.
-                Err(e) if e.kind() == berth_types::ErrorKind::Conflict => continue,
+                // (or already gone as a pruned parent).
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        berth_types::ErrorKind::Conflict | berth_types::ErrorKind::NotFound
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => return Err(e.into()),
             }
         }
+        let reclaimed: i64 = deleted
+            .iter()
+            .filter_map(|d| d.get("Deleted").and_then(|x| x.as_str()))
+            .filter_map(|c| layer_size.get(c))
+            .sum();
         Ok(json!({
             "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
             "SpaceReclaimed": reclaimed,
@@ -449,5 +463,50 @@ impl Engine {
         })
         .await
         .map_err(join_err)??)
+    }
+}
+
+impl Engine {
+    /// After an image was deleted: delete its local parent chain while each
+    /// parent has no tags or digests, no children and no container (dockerd
+    /// prunes the untagged parents of a committed or built image).
+    pub(crate) async fn prune_parents(&self, mut parent: Option<String>, out: &mut Vec<Value>) {
+        while let Some(p) = parent.take() {
+            let used = self.list(true, None).into_iter().any(|c| c.image_id == p);
+            if used {
+                return;
+            }
+            let images = self.images.clone();
+            let p2 = p.clone();
+            let step = tokio::task::spawn_blocking(move || {
+                let rec = images.resolve(&p2)?;
+                if !rec.repo_tags.is_empty()
+                    || !rec.repo_digests.is_empty()
+                    || !images.children_of(&p2)?.is_empty()
+                {
+                    return Ok(None);
+                }
+                let next = images.parent_of(&p2)?;
+                let layers = images.delete(&p2)?;
+                Ok::<_, berth_image::Error>(Some((layers, next)))
+            })
+            .await;
+            match step {
+                Ok(Ok(Some((layers, next)))) => {
+                    out.push(json!({"Deleted": p}));
+                    out.extend(layers.into_iter().map(|l| json!({"Deleted": l})));
+                    parent = next;
+                }
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => {
+                    tracing::warn!(image = %p, "pruning parent: {e}");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(image = %p, "pruning parent: {e}");
+                    return;
+                }
+            }
+        }
     }
 }

@@ -153,6 +153,17 @@ impl Engine {
     /// delete the image once no name is left and no container uses it.
     /// Returns Docker's `[{"Untagged": ..}, {"Deleted": ..}]` list.
     pub async fn remove_image(&self, name: &str, force: bool) -> Result<Vec<Value>> {
+        self.remove_image_opts(name, force, false).await
+    }
+
+    /// `remove_image`; unless `noprune`, untagged parents left without
+    /// children are deleted too (dockerd's prune of parents).
+    pub async fn remove_image_opts(
+        &self,
+        name: &str,
+        force: bool,
+        noprune: bool,
+    ) -> Result<Vec<Value>> {
         let images = self.images.clone();
         let rec = {
             let images = images.clone();
@@ -274,12 +285,16 @@ impl Engine {
             out.push(json!({"Untagged": d}));
         }
         let id = rec.id.clone();
+        let parent = self.image_parent(&id).await;
         let layers = tokio::task::spawn_blocking(move || images.delete(&id))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         out.push(json!({"Deleted": rec.id}));
         // dockerd also lists the layers it released (chain ids, top first).
         out.extend(layers.into_iter().map(|l| json!({"Deleted": l})));
+        if !noprune {
+            self.prune_parents(parent, &mut out).await;
+        }
         Ok(out)
     }
 }

@@ -109,8 +109,12 @@ pub async fn delete_by_name(
     Path(rest): Path<String>,
     Query(q): Query<NameQuery>,
 ) -> Result<Response, ApiError> {
-    let _ = truthy(&q.noprune);
-    Ok(Json(engine.remove_image(&rest, truthy(&q.force)).await?).into_response())
+    Ok(Json(
+        engine
+            .remove_image_opts(&rest, truthy(&q.force), truthy(&q.noprune))
+            .await?,
+    )
+    .into_response())
 }
 
 /// `POST /auth`: check credentials against the registry.
