@@ -1018,3 +1018,65 @@ fn berth_cli_network_commands_match_docker_cli() {
     let o = d.berth(&["network", "rm", "cli"]);
     assert_eq!(stderr(&o), stderr(&d.docker(&["network", "rm", "cli"])));
 }
+
+/// daemon.json keys with Docker's names (CFG-15..CFG-17): mtu, icc and
+/// default-address-pools (bridge and bip come from the harness's flags).
+#[test]
+fn daemon_json_network_keys() {
+    require_root!();
+    let r = rand_u32();
+    let pool_base = format!("10.{}.0.0/16", 100 + (r >> 8) % 50);
+    let mut d = Daemon::start("net-json");
+    d.kill9();
+    std::fs::write(
+        d.dir.join("daemon.json"),
+        format!(
+            r#"{{"mtu": 1400, "icc": false,
+               "default-address-pools": [{{"base": "{pool_base}", "size": 24}}]}}"#
+        ),
+    )
+    .unwrap();
+    d.spawn();
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["network", "inspect", "bridge"])).unwrap();
+    assert_eq!(
+        v[0]["Options"]["com.docker.network.bridge.name"],
+        d.bridge.as_str()
+    );
+    assert_eq!(v[0]["Options"]["com.docker.network.driver.mtu"], "1400");
+    assert_eq!(
+        v[0]["Options"]["com.docker.network.bridge.enable_icc"],
+        "false"
+    );
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], gateway(&d).as_str());
+    ok(&d, &["network", "create", "auto1"]);
+    let sub = ok(
+        &d,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            "auto1",
+        ],
+    );
+    let prefix = pool_base.trim_end_matches(".0.0/16");
+    assert_eq!(sub, format!("{prefix}.0.0/24"));
+    ok(&d, &["network", "create", "auto2"]);
+    let sub2 = ok(
+        &d,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            "auto2",
+        ],
+    );
+    assert_eq!(sub2, format!("{prefix}.1.0/24"));
+    let mtu = ok(
+        &d,
+        &["run", "--rm", IMAGE, "cat", "/sys/class/net/eth0/mtu"],
+    );
+    assert_eq!(mtu, "1400");
+}
