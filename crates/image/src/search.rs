@@ -61,6 +61,41 @@ fn urlencode(s: &str) -> String {
     out
 }
 
+/// Docker Hub's index serves the v1 search API (its registry has no
+/// catalog for anonymous clients).
+fn hub_search(remote: &str, limit: usize) -> Result<Vec<SearchResult>> {
+    let url = format!(
+        "https://index.docker.io/v1/search?q={}&n={limit}",
+        urlencode(remote)
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(std::time::Duration::from_secs(15)))
+        .build()
+        .into();
+    let fail = |m: String| crate::Error::Registry {
+        kind: berth_types::ErrorKind::Internal,
+        message: m,
+    };
+    let mut resp = agent
+        .get(&url)
+        .call()
+        .map_err(|e| fail(format!("Get \"{url}\": {e}")))?;
+    let st = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .read_to_vec()
+        .map_err(|e| fail(format!("Get \"{url}\": {e}")))?;
+    if st != 200 {
+        return Err(fail(format!("Unexpected status code {st}")));
+    }
+    let mut r = serde_json::from_slice::<V1Results>(&body)
+        .map_err(|e| fail(format!("invalid search response: {e}")))?
+        .results;
+    r.truncate(limit);
+    Ok(r)
+}
+
 /// Search `term` (see [`split_search_term`]); at most `limit` results.
 pub fn search(
     cfg: &RegistryConfig,
@@ -69,6 +104,9 @@ pub fn search(
     creds: Option<&Credentials>,
 ) -> Result<Vec<SearchResult>> {
     let (domain, remote) = split_search_term(term);
+    if domain == "docker.io" {
+        return hub_search(&remote, limit);
+    }
     let session = Session::open(cfg, &domain, "", creds, "pull")?;
     let (st, body) = session.get_raw(&format!("/v1/search?q={}&n={limit}", urlencode(&remote)))?;
     if st == 200 {
