@@ -851,7 +851,7 @@ pub async fn inspect(client: &Client, a: InspectArgs, forced: Option<&str>) -> C
         .map(str::to_string)
         .or_else(|| a.kind.clone())
         .unwrap_or_default();
-    if !["", "container", "image"].contains(&kind.as_str()) {
+    if !["", "container", "image", "volume"].contains(&kind.as_str()) {
         return Err(Failure {
             code: 1,
             message: format!("\"{kind}\" is not a valid value for --type"),
@@ -880,12 +880,30 @@ pub async fn inspect(client: &Client, a: InspectArgs, forced: Option<&str>) -> C
                 Err(e) => return Err(e.into()),
             }
         }
-        if got.is_none() && kind != "container" {
+        if got.is_none() && (kind.is_empty() || kind == "image") {
             match client
                 .get_json::<serde_json::Value>(&format!("/images/{}/json", q(n)))
                 .await
             {
                 Ok(v) => got = Some(v),
+                Err(berth_api::client::ClientError::Api { status: 404, .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if got.is_none() && (kind.is_empty() || kind == "volume") {
+            match client
+                .get_json::<serde_json::Value>(&format!("/volumes/{}", q(n)))
+                .await
+            {
+                Ok(v) => got = Some(v),
+                // `--type volume` shows the daemon's words, as the docker CLI.
+                Err(e @ berth_api::client::ClientError::Api { status: 404, .. })
+                    if kind == "volume" =>
+                {
+                    failed = true;
+                    eprintln!("{}", Failure::from(e).message);
+                    continue;
+                }
                 Err(berth_api::client::ClientError::Api { status: 404, .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -897,6 +915,7 @@ pub async fn inspect(client: &Client, a: InspectArgs, forced: Option<&str>) -> C
                 let what = match kind.as_str() {
                     "container" => "container",
                     "image" => "image",
+                    "volume" => "volume",
                     _ => "object",
                 };
                 eprintln!("Error: No such {what}: {n}");
