@@ -631,6 +631,9 @@ struct Dockerd {
     bridge: String,
     cgroup: String,
     child: Option<Child>,
+    /// dockerd 20.10 writes /etc/docker/key.json whatever its flags say.
+    had_etc_docker: bool,
+    had_key: bool,
 }
 
 impl Dockerd {
@@ -649,6 +652,8 @@ impl Dockerd {
             bridge: bridge.clone(),
             cgroup: format!("berth-test-dockerd-{n}"),
             child: None,
+            had_etc_docker: Path::new("/etc/docker").exists(),
+            had_key: Path::new("/etc/docker/key.json").exists(),
         };
         let st = Command::new("ip")
             .args(["link", "add", &bridge, "type", "bridge"])
@@ -740,6 +745,12 @@ impl Drop for Dockerd {
             .args(["link", "del", &self.bridge])
             .status();
         let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{}", self.cgroup));
+        if !self.had_key {
+            let _ = std::fs::remove_file("/etc/docker/key.json");
+        }
+        if !self.had_etc_docker {
+            let _ = std::fs::remove_dir("/etc/docker");
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
