@@ -334,10 +334,17 @@ impl Engine {
                 if l.repo_tags.is_empty() {
                     vec![format!("Loaded image ID: {}", l.id)]
                 } else {
-                    l.repo_tags
-                        .into_iter()
-                        .map(|t| format!("Loaded image: {t}"))
-                        .collect()
+                    // Per tag, dockerd's note when it moves from another image.
+                    let mut lines = Vec::new();
+                    for t in l.repo_tags {
+                        if let Some((_, old)) = l.replaced.iter().find(|(r, _)| *r == t) {
+                            lines.push(format!(
+                                "The image {t} already exists, renaming the old one with ID {old} to empty string"
+                            ));
+                        }
+                        lines.push(format!("Loaded image: {t}"));
+                    }
+                    lines
                 }
             })
             .collect())

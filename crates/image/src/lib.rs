@@ -40,6 +40,8 @@ pub fn chain_ids_of(diff_ids: &[String]) -> Vec<String> {
 pub struct LoadedImage {
     pub id: String,
     pub repo_tags: Vec<String>,
+    /// Tags this load moved away from another image: (tag, old image id).
+    pub replaced: Vec<(String, String)>,
 }
 
 /// Options for `import`.

@@ -711,7 +711,23 @@ impl ImageStore {
 
         let mut new_layers: Vec<NewLayer> = Vec::new();
         let res = self.load_entries(&work_path, &manifest, &mut new_layers);
-        let res = res.and_then(|(plans, loaded)| {
+        let res = res.and_then(|(plans, mut loaded)| {
+            // Tags that will move from another image (dockerd reports them).
+            {
+                let db = lock(&self.db);
+                for l in loaded.iter_mut() {
+                    for t in &l.repo_tags {
+                        let old: Option<String> = db
+                            .query_row("SELECT image_id FROM tags WHERE name = ?1", [t], |r| {
+                                r.get(0)
+                            })
+                            .optional()?;
+                        if let Some(old) = old.filter(|o| *o != l.id) {
+                            l.replaced.push((t.clone(), old));
+                        }
+                    }
+                }
+            }
             self.register(&new_layers, &plans)?;
             Ok(loaded)
         });
@@ -842,6 +858,7 @@ impl ImageStore {
             });
             loaded.push(LoadedImage {
                 id,
+                replaced: Vec::new(),
                 repo_tags: tags,
             });
         }
