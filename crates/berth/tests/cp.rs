@@ -339,3 +339,78 @@ fn cp_racing_symlink_swap_stays_inside() {
     );
     ok(&d.berth(&["rm", "-f", "racer"]));
 }
+
+/// PUT of a tar with every entry kind: modes, owners (copyUIDGID), hard
+/// links, symlinks, fifos; and GET gives them back.
+#[test]
+fn archive_entry_kinds_round_trip() {
+    require_root!();
+    let d = Daemon::start("cp-kinds");
+    ok(&d.berth(&["run", "-d", "--name", "kinds", IMAGE, "sleep", "600"]));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o750);
+    dir.set_uid(7);
+    dir.set_gid(8);
+    dir.set_size(0);
+    b.append_data(&mut dir, "k/", std::io::empty()).unwrap();
+    let mut f = tar::Header::new_gnu();
+    f.set_mode(0o4755);
+    f.set_uid(7);
+    f.set_gid(8);
+    f.set_size(5);
+    f.set_mtime(1_600_000_000);
+    b.append_data(&mut f, "k/file", &b"hello"[..]).unwrap();
+    let mut l = tar::Header::new_gnu();
+    l.set_entry_type(tar::EntryType::Link);
+    l.set_mode(0o4755);
+    l.set_size(0);
+    b.append_link(&mut l, "k/hard", "k/file").unwrap();
+    let mut s = tar::Header::new_gnu();
+    s.set_entry_type(tar::EntryType::Symlink);
+    s.set_mode(0o777);
+    s.set_size(0);
+    b.append_link(&mut s, "k/sym", "file").unwrap();
+    let mut p = tar::Header::new_gnu();
+    p.set_entry_type(tar::EntryType::Fifo);
+    p.set_mode(0o600);
+    p.set_size(0);
+    b.append_data(&mut p, "k/fifo", std::io::empty()).unwrap();
+    let tarball = b.into_inner().unwrap();
+    let (status, body) = d.http(
+        "PUT",
+        "/v1.45/containers/kinds/archive?path=/tmp&copyUIDGID=1",
+        &tarball,
+    );
+    assert_eq!(status, 200, "{body}");
+    let out = ok(&d.berth(&[
+        "exec", "kinds", "sh", "-c",
+        "cd /tmp/k; stat -c '%n %F %a %u:%g %h' . file hard fifo; readlink sym; cat hard; stat -c %Y file",
+    ]));
+    assert_eq!(
+        out,
+        ". directory 750 7:8 2\nfile regular file 4755 7:8 2\nhard regular file 4755 7:8 2\nfifo fifo 600 0:0 1\nfile\nhello1600000000\n"
+    );
+    // Back out: the same kinds, names under the path's base name.
+    let (status, _) = d.http("GET", "/v1.45/containers/kinds/archive?path=/tmp/k", b"");
+    assert_eq!(status, 200);
+    let t = TempDir::new("kinds");
+    ok(&d.berth(&["cp", "-a", "kinds:/tmp/k", &t.s("")]));
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(t.join("k/file")).unwrap();
+    assert_eq!(
+        (m.mode() & 0o7777, m.uid(), m.gid(), m.nlink()),
+        (0o4755, 7, 8, 2)
+    );
+    assert!(std::fs::symlink_metadata(t.join("k/sym"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(t.join("k/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    ok(&d.berth(&["rm", "-f", "kinds"]));
+}

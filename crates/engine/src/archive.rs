@@ -713,9 +713,10 @@ pub fn extract<R: Read>(
                     tar::EntryType::Block => SFlag::S_IFBLK,
                     _ => SFlag::S_IFIFO,
                 };
+                // Fifos (and some writers' devices) leave the fields blank.
                 let dev = libc::makedev(
-                    h.device_major()?.unwrap_or(0),
-                    h.device_minor()?.unwrap_or(0),
+                    h.device_major().ok().flatten().unwrap_or(0),
+                    h.device_minor().ok().flatten().unwrap_or(0),
                 );
                 nix::sys::stat::mknodat(
                     Some(pfd.as_raw_fd()),

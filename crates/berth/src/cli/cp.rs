@@ -262,6 +262,35 @@ fn untar_local(data: &[u8], dir: &Path, rename: Option<&str>) -> std::io::Result
                 continue;
             }
         }
+        let kind = e.header().entry_type();
+        if matches!(
+            kind,
+            tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block
+        ) {
+            // The tar crate does not create special files; mknod them.
+            use nix::sys::stat::{mknod, Mode, SFlag};
+            let h = e.header();
+            let flag = match kind {
+                tar::EntryType::Fifo => SFlag::S_IFIFO,
+                tar::EntryType::Char => SFlag::S_IFCHR,
+                _ => SFlag::S_IFBLK,
+            };
+            let dev = nix::sys::stat::makedev(
+                h.device_major().ok().flatten().unwrap_or(0) as u64,
+                h.device_minor().ok().flatten().unwrap_or(0) as u64,
+            );
+            let _ = std::fs::remove_file(&target);
+            let mode = Mode::from_bits_truncate(h.mode().unwrap_or(0o644));
+            mknod(&target, flag, mode, dev).map_err(std::io::Error::from)?;
+            if nix_is_root() {
+                let _ = std::os::unix::fs::lchown(
+                    &target,
+                    h.uid().ok().map(|u| u as u32),
+                    h.gid().ok().map(|g| g as u32),
+                );
+            }
+            continue;
+        }
         e.unpack(&target)?;
     }
     Ok(())
