@@ -421,7 +421,8 @@ impl Engine {
             let (_, has_children) = family.get(&s.id).cloned().unwrap_or((None, false));
             let untagged =
                 s.repo_tags.is_empty() && s.repo_digests.as_ref().is_none_or(|d| d.is_empty());
-            if untagged && has_children && !q.all {
+            // dangling=true lists only leaf images (dockerd's Heads()).
+            if has_children && (q.dangling == Some(true) || (untagged && !q.all)) {
                 return false;
             }
             let t = precise.get(&s.id).copied().unwrap_or(0);
