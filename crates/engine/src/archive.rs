@@ -382,24 +382,52 @@ fn header_for(st: &FileStat, kind: tar::EntryType) -> tar::Header {
 impl<W: Write> TarOut<W> {
     /// Append `name` (in directory `dir`) as `arc` and, for a directory,
     /// everything below it.
-    fn add(&mut self, dir: BorrowedFd<'_>, name: &OsStr, arc: &Path) -> io::Result<()> {
+    /// A `required` entry that vanished is an error (the path asked for);
+    /// entries below it may vanish while we walk.
+    fn add(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        arc: &Path,
+        required: bool,
+    ) -> io::Result<()> {
         let st = match lstat_at(dir, name) {
             Ok(st) => st,
             // Removed while we walk: skip, like a racing `rm`.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !required => return Ok(()),
             Err(e) => return Err(e),
+        };
+        // Swapped or removed between the lstat and the open (a racing
+        // container): the entry is gone for us.
+        let vanished = |e: io::Error| -> io::Result<()> {
+            let gone = matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT) | Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::EINVAL)
+            );
+            if gone && !required {
+                Ok(())
+            } else if gone {
+                Err(io::Error::from(io::ErrorKind::NotFound))
+            } else {
+                Err(e)
+            }
         };
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => {
+                let fd =
+                    match open_child(dir, Path::new(name), libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+                        Ok(fd) => fd,
+                        Err(e) => return vanished(e),
+                    };
+                let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
                 let mut h = header_for(&st, tar::EntryType::Directory);
                 let mut p = arc.as_os_str().to_os_string();
                 if !p.as_bytes().ends_with(b"/") {
                     p.push("/");
                 }
                 append_raw(&mut self.b, &mut h, Path::new(&p), None, io::empty())?;
-                let fd = open_child(dir, Path::new(name), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
                 for child in list_dir(fd.as_fd())? {
-                    self.add(fd.as_fd(), &child, &arc.join(&child))?;
+                    self.add(fd.as_fd(), &child, &arc.join(&child), false)?;
                 }
             }
             libc::S_IFREG => {
@@ -412,9 +440,15 @@ impl<W: Write> TarOut<W> {
                     }
                     self.links.insert(key, arc.to_path_buf());
                 }
-                let fd = open_child(dir, Path::new(name), libc::O_RDONLY, 0)?;
+                let fd = match open_child(dir, Path::new(name), libc::O_RDONLY, 0) {
+                    Ok(fd) => fd,
+                    Err(e) => return vanished(e),
+                };
                 let f = std::fs::File::from(fd);
                 let st2 = nix::sys::stat::fstat(f.as_raw_fd())?;
+                if st2.st_mode & libc::S_IFMT != libc::S_IFREG {
+                    return vanished(io::Error::from_raw_os_error(libc::ENOENT));
+                }
                 let mut h = header_for(&st2, tar::EntryType::Regular);
                 h.set_size(st2.st_size as u64);
                 // A file that shrinks while we read is padded by the tar
@@ -426,7 +460,10 @@ impl<W: Write> TarOut<W> {
                 append_raw(&mut self.b, &mut h, arc, None, reader)?;
             }
             libc::S_IFLNK => {
-                let target = nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name)?;
+                let target = match nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name) {
+                    Ok(t) => t,
+                    Err(e) => return vanished(e.into()),
+                };
                 let mut h = header_for(&st, tar::EntryType::Symlink);
                 append_raw(
                     &mut self.b,
@@ -527,7 +564,7 @@ pub fn tar_path<W: Write>(root: BorrowedFd<'_>, path: &str, out: W) -> io::Resul
         links: HashMap::new(),
     };
     t.b.follow_symlinks(false);
-    t.add(r.parent.as_fd(), &r.base, Path::new(&r.name))?;
+    t.add(r.parent.as_fd(), &r.base, Path::new(&r.name), true)?;
     t.b.into_inner()
 }
 
@@ -539,7 +576,7 @@ pub fn tar_all<W: Write>(root: BorrowedFd<'_>, out: W) -> io::Result<W> {
     };
     let dir = open_child(root, Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
     for child in list_dir(dir.as_fd())? {
-        t.add(dir.as_fd(), &child, Path::new(&child))?;
+        t.add(dir.as_fd(), &child, Path::new(&child), false)?;
     }
     t.b.into_inner()
 }
