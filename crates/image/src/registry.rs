@@ -27,6 +27,8 @@ pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// A layer kept as its plain tar (load/import/commit), gzipped at push.
+pub const MT_DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 const MT_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1";
 
 /// Registry credentials (from `X-Registry-Auth` or `~/.docker/config.json`).
@@ -1394,19 +1396,27 @@ impl ImageStore {
         diff_id: &str,
         digest: &str,
         size: u64,
+        media_type: &str,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<()> {
+    ) -> Result<(String, u64, String)> {
         let sid = short(diff_id);
+        let (digest, size, mt) = if media_type == MT_DOCKER_LAYER_TAR {
+            self.gzip_layer_blob(diff_id, digest)?
+        } else {
+            (digest.to_string(), size, media_type.to_string())
+        };
+        let done = (digest.clone(), size, mt.clone());
+        let digest = digest.as_str();
         if session.blob_exists(digest)? {
             progress(status(Some(&sid), "Layer already exists"));
-            return Ok(());
+            return Ok(done);
         }
         let mut upload_at = None;
         for from in self.blob_sources(digest, session.domain(), &session.path) {
             match session.mount_blob(digest, &from)? {
                 Mount::Mounted => {
                     progress(status(Some(&sid), format!("Mounted from {from}")));
-                    return Ok(());
+                    return Ok(done);
                 }
                 // The registry opened a normal upload instead.
                 Mount::Upload(loc) => {
@@ -1427,7 +1437,67 @@ impl ImageStore {
         };
         session.upload_blob_at(upload_at, digest, size, &mut pr)?;
         progress(status(Some(&sid), "Pushed"));
-        Ok(())
+        Ok(done)
+    }
+
+    /// Gzip a layer kept as its plain tar (first push), keep the gzip as
+    /// the layer's blob instead; returns its (digest, size, media type).
+    fn gzip_layer_blob(&self, diff_id: &str, tar_digest: &str) -> Result<(String, u64, String)> {
+        struct HashFile {
+            file: fs::File,
+            hasher: Sha256,
+            count: u64,
+        }
+        impl Write for HashFile {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                let n = self.file.write(b)?;
+                self.hasher.update(&b[..n]);
+                self.count += n as u64;
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                self.file.flush()
+            }
+        }
+        let src = self.blob_file(tar_digest);
+        let tmp = self
+            .root()
+            .join("tmp")
+            .join(format!("gz-{}", unique_suffix()));
+        let res = (|| -> io::Result<(String, u64)> {
+            let mut input = fs::File::open(&src)?;
+            let out = HashFile {
+                file: fs::File::create(&tmp)?,
+                hasher: Sha256::new(),
+                count: 0,
+            };
+            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+            io::copy(&mut input, &mut enc)?;
+            let out = enc.finish()?;
+            Ok((
+                format!("sha256:{}", hex::encode(out.hasher.finalize())),
+                out.count,
+            ))
+        })();
+        let (digest, size) = match res {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::io(format!("compress layer {diff_id}"), e));
+            }
+        };
+        self.keep_gz_blob(
+            diff_id,
+            crate::store::GzBlob {
+                digest: digest.clone(),
+                size,
+                tmp: tmp.clone(),
+            },
+        )
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })?;
+        Ok((digest, size, MT_DOCKER_LAYER_GZIP.to_string()))
     }
 
     /// Remember that `digest` lives in `domain/repo` (for cross-repository
@@ -1875,8 +1945,11 @@ impl ImageStore {
                 .collect::<std::collections::VecDeque<_>>(),
         );
         let abort = std::sync::atomic::AtomicBool::new(false);
-        let (tx, rx) = std::sync::mpsc::channel::<(Option<Progress>, Option<Error>)>();
+        type Pushed = (String, (String, u64, String));
+        let (tx, rx) =
+            std::sync::mpsc::channel::<(Option<Progress>, Option<Error>, Option<Pushed>)>();
         let mut first_err = None;
+        let mut pushed: Vec<Pushed> = Vec::new();
         std::thread::scope(|sc| {
             for _ in 0..cfg.uploads().min(layers.len()) {
                 let tx = tx.clone();
@@ -1885,21 +1958,29 @@ impl ImageStore {
                     if abort.load(std::sync::atomic::Ordering::Relaxed) {
                         break;
                     }
-                    let Some((d, (digest, size, _))) = queue.lock().unwrap().pop_front() else {
+                    let Some((d, (digest, size, mt))) = queue.lock().unwrap().pop_front() else {
                         break;
                     };
                     let mut emit = |p: Progress| {
-                        let _ = tx.send((Some(p), None));
+                        let _ = tx.send((Some(p), None, None));
                     };
-                    if let Err(e) = self.push_layer(session, &d, &digest, size, &mut emit) {
-                        let _ = tx.send((None, Some(e)));
+                    match self.push_layer(session, &d, &digest, size, &mt, &mut emit) {
+                        Ok(done) => {
+                            let _ = tx.send((None, None, Some((d.clone(), done))));
+                        }
+                        Err(e) => {
+                            let _ = tx.send((None, Some(e), None));
+                        }
                     }
                 });
             }
             drop(tx);
-            for (p, e) in rx {
+            for (p, e, done) in rx {
                 if let Some(p) = p {
                     progress(p);
+                }
+                if let Some(done) = done {
+                    pushed.push(done);
                 }
                 if let Some(e) = e {
                     abort.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -1909,6 +1990,12 @@ impl ImageStore {
         });
         if let Some(e) = first_err {
             return Err(e);
+        }
+        // What was pushed (a plain tar blob became gzip on the way).
+        for (d, desc) in layers.iter_mut() {
+            if let Some((_, done)) = pushed.iter().find(|(pd, _)| pd == d) {
+                *desc = done.clone();
+            }
         }
         let cfg_bytes = self.config_blob(&rec.id)?;
         if !session.blob_exists(&rec.id)? {

@@ -119,7 +119,8 @@ pub(crate) struct NewLayer {
     pub(crate) dir: PathBuf,
 }
 
-/// A gzip copy of a layer written while it was unpacked (for push).
+/// A copy of a layer's tar written while it was unpacked (plain), or its
+/// gzip made at push time; kept as the layer's blob.
 pub(crate) struct GzBlob {
     pub(crate) digest: String,
     pub(crate) size: u64,
@@ -407,20 +408,18 @@ impl ImageStore {
             e
         };
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        // The layer tar itself is kept (its digest is the diff id); push
+        // gzips it the first time it is needed, like dockerd compresses at
+        // push time, so load/import/commit pay no compression.
         let writer = std::thread::spawn(move || -> std::io::Result<HashWriter<fs::File>> {
-            let mut enc = flate2::write::GzEncoder::new(
-                HashWriter {
-                    inner: file,
-                    hasher: <sha2::Sha256 as sha2::Digest>::new(),
-                    count: 0,
-                },
-                flate2::Compression::fast(),
-            );
+            let mut hw = HashWriter {
+                inner: file,
+                hasher: <sha2::Sha256 as sha2::Digest>::new(),
+                count: 0,
+            };
             for chunk in rx {
-                std::io::Write::write_all(&mut enc, &chunk)?;
+                std::io::Write::write_all(&mut hw, &chunk)?;
             }
-            let hw = enc.finish()?;
-            hw.inner.sync_all()?;
             Ok(hw)
         });
         let mut hr = HashingReader::new(GzTee {
@@ -432,8 +431,7 @@ impl ImageStore {
             let (digest, mut tee) = hr
                 .finish_inner()
                 .map_err(|e| Error::archive(format!("invalid tar archive: {e}")))?;
-            tee.close()
-                .ctx(|| format!("write {}", gz_path.display()))?;
+            tee.close().ctx(|| format!("write {}", gz_path.display()))?;
             Ok((size, digest))
         });
         // The writer ends once the channel is closed (hr dropped on error).
@@ -453,14 +451,31 @@ impl ImageStore {
         Ok((digest, size, tmp, Some(blob)))
     }
 
-    /// Keep a gzip layer blob (from load/import) for push.
+    /// Keep a layer blob (from load/import/commit, or gzipped at push) for
+    /// push and save: the plain tar when its digest is the diff id, else gzip.
     pub(crate) fn keep_gz_blob(&self, diff_id: &str, blob: GzBlob) -> Result<()> {
         let target = self.blob_path(&blob.digest);
         fs::rename(&blob.tmp, &target).ctx(|| format!("rename {}", target.display()))?;
+        let mt = if blob.digest == diff_id {
+            crate::registry::MT_DOCKER_LAYER_TAR
+        } else {
+            crate::registry::MT_DOCKER_LAYER_GZIP
+        };
+        let old: Option<String> = lock(&self.db)
+            .query_row(
+                "SELECT digest FROM layer_blobs WHERE diff_id = ?1",
+                [diff_id],
+                |r| r.get(0),
+            )
+            .optional()?;
         lock(&self.db).execute(
             "INSERT OR REPLACE INTO layer_blobs (diff_id, digest, size, media_type) VALUES (?1, ?2, ?3, ?4)",
-            params![diff_id, blob.digest, blob.size as i64, crate::registry::MT_DOCKER_LAYER_GZIP],
+            params![diff_id, blob.digest, blob.size as i64, mt],
         )?;
+        // A plain tar replaced by its gzip copy (first push) goes away.
+        if let Some(old) = old.filter(|o| o != &blob.digest && o == diff_id) {
+            let _ = fs::remove_file(self.blob_path(&old));
+        }
         Ok(())
     }
 
@@ -670,41 +685,39 @@ impl ImageStore {
             .canonicalize()
             .ctx(|| "resolve load dir".into())?;
 
-        let manifest: Vec<ManifestEntry> = match Self::open_in_archive(&work_path, "manifest.json")
-        {
-            Ok(mut mf) => {
-                let mut mbytes = Vec::new();
-                mf.read_to_end(&mut mbytes)
-                    .ctx(|| "read manifest.json".into())?;
-                serde_json::from_slice(&mbytes)
-                    .map_err(|e| Error::archive(format!("invalid manifest.json: {e}")))?
-            }
-            // An OCI image layout without manifest.json (skopeo oci-archive).
-            Err(_) => {
-                let read = |rel: &str| -> Result<Vec<u8>> {
-                    let mut v = Vec::new();
-                    Self::open_in_archive(&work_path, rel)?
-                        .read_to_end(&mut v)
-                        .ctx(|| format!("read {rel}"))?;
-                    Ok(v)
-                };
-                match crate::archive::oci_layout_entries(&read)? {
-                    Some(list) => list
-                        .into_iter()
-                        .map(|(config, repo_tags, layers)| ManifestEntry {
-                            config,
-                            repo_tags,
-                            layers,
-                        })
-                        .collect(),
-                    None => {
-                        return Err(Error::archive(
+        let manifest: Vec<ManifestEntry> =
+            match Self::open_in_archive(&work_path, "manifest.json") {
+                Ok(mut mf) => {
+                    let mut mbytes = Vec::new();
+                    mf.read_to_end(&mut mbytes)
+                        .ctx(|| "read manifest.json".into())?;
+                    serde_json::from_slice(&mbytes)
+                        .map_err(|e| Error::archive(format!("invalid manifest.json: {e}")))?
+                }
+                // An OCI image layout without manifest.json (skopeo oci-archive).
+                Err(_) => {
+                    let read = |rel: &str| -> Result<Vec<u8>> {
+                        let mut v = Vec::new();
+                        Self::open_in_archive(&work_path, rel)?
+                            .read_to_end(&mut v)
+                            .ctx(|| format!("read {rel}"))?;
+                        Ok(v)
+                    };
+                    match crate::archive::oci_layout_entries(&read)? {
+                        Some(list) => list
+                            .into_iter()
+                            .map(|(config, repo_tags, layers)| ManifestEntry {
+                                config,
+                                repo_tags,
+                                layers,
+                            })
+                            .collect(),
+                        None => return Err(Error::archive(
                             "invalid archive: manifest.json not found (not a docker save tarball?)",
-                        ))
+                        )),
                     }
                 }
-            }
-        };
+            };
         if manifest.is_empty() {
             return Err(Error::archive("invalid manifest.json: no images"));
         }
@@ -1057,11 +1070,10 @@ impl ImageStore {
                 )));
             }
             let own_chains: Vec<String> = {
-                let diffs: String = db.query_row(
-                    "SELECT diff_ids FROM images WHERE id = ?1",
-                    [&id],
-                    |r| r.get(0),
-                )?;
+                let diffs: String =
+                    db.query_row("SELECT diff_ids FROM images WHERE id = ?1", [&id], |r| {
+                        r.get(0)
+                    })?;
                 let diffs: Vec<String> = serde_json::from_str(&diffs).unwrap_or_default();
                 chain_ids(&diffs).into_iter().rev().collect()
             };
