@@ -27,6 +27,10 @@ RUNC=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
 DOCKER_CLI=${DOCKER_CLI:-$(command -v docker || true)}
 IMAGE=berth-test/busybox:latest
 BIP=${BENCH_BIP:-10.213.77.1/24}
+# berthd's own default bridge and subnet (and so its own nft table
+# berth-<bridge>), never the shared berth0 of another berthd on this host.
+BERTH_BRIDGE=bbench$(( $$ % 100000 ))
+BERTH_BIP=${BENCH_BERTH_BIP:-10.213.78.1/24}
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -117,6 +121,9 @@ cleanup() {
     findmnt -rn -o TARGET 2>/dev/null | grep -F "$T/" | sort -r | while read -r m; do
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
     done
+    # berthd's bridge and nft table.
+    ip link del "$BERTH_BRIDGE" 2>/dev/null
+    nft delete table ip "berth-$BERTH_BRIDGE" 2>/dev/null
     # Docker leftovers outside the temp dir.
     if [ "$HAD_DOCKER0" = 0 ] && ip link show docker0 >/dev/null 2>&1; then
         ip link del docker0 2>/dev/null
@@ -161,6 +168,7 @@ log "building test image in $T/img"
 log "starting berthd ($BERTHD)"
 "$BERTHD" --data-root "$T/berthd-data" --exec-root "$T/berthd-exec" \
     -H "unix://$T/berthd.sock" --pidfile "$T/berthd.pid" \
+    --bridge "$BERTH_BRIDGE" --bip "$BERTH_BIP" \
     --config-file "$T/no-berthd.json" >"$T/berthd.log" 2>&1 &
 BERTHD_PID=$!
 wait_sock "$T/berthd.sock" "$BERTHD_PID" berthd || { cat "$T/berthd.log" >&2; die "berthd did not start"; }

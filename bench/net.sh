@@ -45,9 +45,6 @@ net_cleanup() {
         iptables-save -t "$t" 2>/dev/null | grep -vE 'DOCKER|docker0' | iptables-restore -T "$t" 2>/dev/null
     done
     iptables -P FORWARD "$FWD_BEFORE" 2>/dev/null
-    # berthd's default bridge and table.
-    ip link del berth0 2>/dev/null
-    nft delete table ip berth 2>/dev/null
 }
 trap 'net_cleanup; cleanup' EXIT
 

@@ -459,6 +459,10 @@ fn user_network_names_aliases_links_and_isolation() {
         ],
     );
     assert!(ping("n1", "late"));
+    // The connected container itself now resolves names on n1 (its
+    // resolv.conf was rewritten in place to use the embedded server).
+    let o = d.docker(&["exec", "other", "ping", "-c1", "-W2", "srv"]);
+    assert!(o.status.success(), "{} {}", stdout(&o), stderr(&o));
     assert!(ok(&d, &["exec", "other", "ip", "addr"]).contains(&format!("{b1}.77/24")));
     ok(&d, &["network", "disconnect", "n1", "other"]);
     assert!(!ping("n1", "late"));

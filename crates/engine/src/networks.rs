@@ -418,6 +418,19 @@ impl Engine {
         Ok([hostname, hosts, resolv])
     }
 
+    /// After a live connect/disconnect: rewrite /etc/hosts and
+    /// /etc/resolv.conf in place (same inode: they are bind-mounted into the
+    /// running container), e.g. to switch to the embedded DNS server.
+    fn refresh_etc_files(&self, rec: &ContainerRecord) {
+        if let Ok([_, hosts, resolv]) = self.network_etc_files(rec) {
+            for (path, data) in [(&rec.hosts_path, hosts), (&rec.resolv_conf_path, resolv)] {
+                if let Err(e) = std::fs::write(path, data) {
+                    tracing::warn!(container = %rec.id, "rewrite {}: {e}", path.display());
+                }
+            }
+        }
+    }
+
     /// Environment variables of `--link` (NET-14): NAME, ENV_*, PORT_*.
     pub(crate) fn link_env(&self, rec: &ContainerRecord) -> Vec<String> {
         let mut env = Vec::new();
@@ -803,6 +816,9 @@ impl Engine {
             ipv4,
         });
         self.save_attachments(&id, &atts)?;
+        if rec.is_running() {
+            self.refresh_etc_files(&rec);
+        }
         Ok(())
     }
 
@@ -830,6 +846,9 @@ impl Engine {
         }
         atts.remove(pos);
         self.save_attachments(&id, &atts)?;
+        if rec.is_running() {
+            self.refresh_etc_files(&rec);
+        }
         Ok(())
     }
 }
