@@ -30,7 +30,7 @@ BIP=${BENCH_BIP:-10.213.77.1/24}
 # berthd's own default bridge and subnet (and so its own nft table
 # berth-<bridge>), never the shared berth0 of another berthd on this host.
 BERTH_BRIDGE=bbench$(( $$ % 100000 ))
-BERTH_BIP=${BENCH_BERTH_BIP:-10.213.78.1/24}
+BERTH_BIP=${BENCH_BERTH_BIP:-10.214.$(( $$ % 250 )).1/24}
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
