@@ -211,6 +211,31 @@ fn published_port_answers_from_host_and_other_netns() {
         .wget(&format!("http://{}:{port}/", outside.host_ip))
         .unwrap_or_default();
     assert!(got.contains(&expect), "from the test netns: {got:?}");
+    // Hairpin: containers reach a published port through the host's
+    // address, the publishing container itself included.
+    ok(
+        &d,
+        &["run", "-d", "--name", "client", IMAGE, "sleep", "300"],
+    );
+    for who in ["client", "web"] {
+        // (busybox's wget crashes in this image; nc speaks HTTP/1.0.)
+        let o = d.docker(&[
+            "exec",
+            who,
+            "sh",
+            "-c",
+            &format!(
+                "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {} {port}",
+                gateway(&d)
+            ),
+        ]);
+        assert!(
+            stdout(&o).contains(&expect),
+            "hairpin from {who}: {}",
+            stderr(&o)
+        );
+    }
+    ok(&d, &["rm", "-f", "client"]);
     // The container reaches the outside namespace (masquerade, NET-03).
     let o = d.docker(&["exec", "web", "ping", "-c1", "-W2", &outside.ns_ip()]);
     assert!(o.status.success(), "{}", stdout(&o));

@@ -161,6 +161,12 @@ pub async fn create_endpoint(
             .execute()
             .await
             .map_err(|e| nl(&format!("attach {host_veth} to {bridge}"), e))?;
+        // Hairpin: a container reaching its own published port through the
+        // host's address gets the DNATed frame back on the same port.
+        write_sysctl(
+            &format!("/sys/class/net/{host_veth}/brport/hairpin_mode"),
+            "1",
+        );
         let ns = std::fs::File::open(netns)
             .map_err(|e| Error::Internal(format!("open {}: {e}", netns.display())))?;
         use std::os::fd::AsRawFd;
