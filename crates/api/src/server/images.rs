@@ -11,10 +11,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use berth_engine::{Engine, ImageListQuery};
-use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::{ApiError, ApiVersion};
 use axum::http::HeaderMap;
@@ -147,8 +145,7 @@ pub async fn auth(
 }
 
 fn body_reader(body: Body) -> Box<dyn std::io::Read + Send> {
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    Box::new(SyncIoBridge::new(StreamReader::new(stream)))
+    super::body::blocking_reader(body)
 }
 
 fn json_lines(lines: Vec<serde_json::Value>) -> Response {

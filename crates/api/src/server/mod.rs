@@ -5,6 +5,7 @@
 //! handed to handlers as [`ApiVersion`].
 
 mod archive;
+mod body;
 mod containers;
 mod error;
 mod exec;
