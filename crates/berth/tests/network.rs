@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use common::{eventually, rand_u32, stderr, stdout, Daemon, IMAGE};
 
+/// The coexistence test flips the host's iptables FORWARD policy; the
+/// other tests of this file must not forward traffic meanwhile.
+static FORWARD_POLICY: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 fn ok(d: &Daemon, args: &[&str]) -> String {
     let o = d.docker(args);
     assert!(
@@ -178,6 +182,7 @@ fn gateway(d: &Daemon) -> String {
 #[test]
 fn published_port_answers_from_host_and_other_netns() {
     require_root!();
+    let _shared = FORWARD_POLICY.read().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start("net-publish");
     let port = free_port();
     httpd(&d, "web", &["-p", &format!("{port}:80")]);
@@ -302,6 +307,7 @@ fn published_port_answers_from_host_and_other_netns() {
 #[test]
 fn user_network_names_aliases_links_and_isolation() {
     require_root!();
+    let _shared = FORWARD_POLICY.read().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start("net-dns");
     let (sn1, b1) = subnet();
     let (sn2, _) = subnet();
@@ -534,6 +540,7 @@ fn user_network_names_aliases_links_and_isolation() {
 #[test]
 fn internal_network_and_icc_false() {
     require_root!();
+    let _shared = FORWARD_POLICY.read().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start_with("net-icc", &["--icc=false"]);
     let outside = TestNetns::new();
     let (sn, _) = subnet();
@@ -588,6 +595,7 @@ fn internal_network_and_icc_false() {
 #[test]
 fn host_none_and_container_modes() {
     require_root!();
+    let _shared = FORWARD_POLICY.read().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start("net-modes");
     let host_links = ok(
         &d,
@@ -707,6 +715,7 @@ fn host_none_and_container_modes() {
 #[test]
 fn cleanup_after_daemon_restart() {
     require_root!();
+    let _shared = FORWARD_POLICY.read().unwrap_or_else(|e| e.into_inner());
     let mut d = Daemon::start("net-restart");
     let (sn, b) = subnet();
     ok(&d, &["network", "create", "--subnet", &sn, "rn"]);
@@ -818,6 +827,7 @@ fn cleanup_after_daemon_restart() {
 #[test]
 fn bad_input_errors_and_rollback() {
     require_root!();
+    let _shared = FORWARD_POLICY.read().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start("net-bad");
     let (sn, b) = subnet();
     ok(&d, &["network", "create", "--subnet", &sn, "one"]);
@@ -931,6 +941,7 @@ fn bad_input_errors_and_rollback() {
 #[test]
 fn berth_cli_network_commands_match_docker_cli() {
     require_root!();
+    let _shared = FORWARD_POLICY.read().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start("net-cli");
     let b = |args: &[&str]| {
         let o = d.berth(args);
@@ -1053,6 +1064,7 @@ fn berth_cli_network_commands_match_docker_cli() {
 #[test]
 fn daemon_json_network_keys() {
     require_root!();
+    let _shared = FORWARD_POLICY.read().unwrap_or_else(|e| e.into_inner());
     let r = rand_u32();
     let pool_base = format!("10.{}.0.0/16", 100 + (r >> 8) % 50);
     let mut d = Daemon::start("net-json");
@@ -1108,4 +1120,138 @@ fn daemon_json_network_keys() {
         &["run", "--rm", IMAGE, "cat", "/sys/class/net/eth0/mtu"],
     );
     assert_eq!(mtu, "1400");
+}
+
+/// Restores the iptables FORWARD policy even if the test fails.
+struct ForwardPolicy(String);
+
+impl Drop for ForwardPolicy {
+    fn drop(&mut self) {
+        let _ = Command::new("iptables")
+            .args(["-P", "FORWARD", &self.0])
+            .status();
+    }
+}
+
+/// dockerd beside berth sets the iptables FORWARD policy to DROP: berth
+/// adds its own accept rules for its bridges (docs/networking.md), so its
+/// containers still talk, and removes them with the network.
+///
+/// Ignored by default: flipping the host-wide FORWARD policy also drops
+/// forwarded traffic of whatever else runs on the host at that moment
+/// (other test binaries, other daemons). Run it alone:
+/// `cargo test -p berth --test network -- --ignored works_beside`.
+#[test]
+#[ignore]
+fn works_beside_a_forward_drop_policy() {
+    require_root!();
+    if Command::new("iptables")
+        .arg("-S")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("skipping: no usable iptables");
+        return;
+    }
+    let _only_me = FORWARD_POLICY.write().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start("net-fwd");
+    let (sn, _) = subnet();
+    ok(
+        &d,
+        &["run", "-d", "--name", "on-bridge", IMAGE, "sleep", "300"],
+    );
+    let before = stdout(
+        &Command::new("iptables")
+            .args(["-S", "FORWARD"])
+            .output()
+            .unwrap(),
+    );
+    let policy = if before.contains("-P FORWARD DROP") {
+        "DROP"
+    } else {
+        "ACCEPT"
+    };
+    let _restore = ForwardPolicy(policy.to_string());
+    assert!(Command::new("iptables")
+        .args(["-P", "FORWARD", "DROP"])
+        .status()
+        .unwrap()
+        .success());
+    // Any ruleset rebuild (here: a new network) adds the accept rules.
+    ok(&d, &["network", "create", "--subnet", &sn, "fwdnet"]);
+    let rules = stdout(
+        &Command::new("iptables")
+            .args(["-S", "FORWARD"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        rules.contains(&format!("-A FORWARD -i {} -j ACCEPT", d.bridge)),
+        "{rules}"
+    );
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "on-user",
+            "--network",
+            "fwdnet",
+            IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
+    let peer = ok(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.IPAddress}}",
+            "on-bridge",
+        ],
+    );
+    let o = d.docker(&["run", "--rm", IMAGE, "ping", "-c1", "-W2", &peer]);
+    assert!(
+        o.status.success(),
+        "default bridge under FORWARD DROP: {}",
+        stdout(&o)
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwdnet",
+        IMAGE,
+        "ping",
+        "-c1",
+        "-W2",
+        "on-user",
+    ]);
+    assert!(
+        o.status.success(),
+        "user network under FORWARD DROP: {}",
+        stdout(&o)
+    );
+    ok(&d, &["rm", "-f", "on-user"]);
+    let br = format!(
+        "br-{}",
+        &ok(&d, &["network", "inspect", "-f", "{{.Id}}", "fwdnet"])[..12]
+    );
+    ok(&d, &["network", "rm", "fwdnet"]);
+    let rules = stdout(
+        &Command::new("iptables")
+            .args(["-S", "FORWARD"])
+            .output()
+            .unwrap(),
+    );
+    assert!(!rules.contains(&br), "{rules}");
+    // The default bridge's rules go with this test daemon.
+    for dir in ["-i", "-o"] {
+        let _ = Command::new("iptables")
+            .args(["-D", "FORWARD", dir, &d.bridge, "-j", "ACCEPT"])
+            .status();
+    }
 }

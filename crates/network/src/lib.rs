@@ -735,9 +735,8 @@ impl NetworkManager {
             self.state.lock().unwrap().networks.insert(n.id.clone(), n);
             return Err(e);
         }
-        if firewall::forward_policy_drop() {
-            firewall::iptables_accept(&n.bridge, false);
-        }
+        // Whatever the policy is now, rules added while it was DROP go.
+        firewall::iptables_accept(&n.bridge, false);
         let h = link::connect()?;
         link::delete_link(&h, &n.bridge).await?;
         let _ = std::fs::remove_file(
