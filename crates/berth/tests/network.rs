@@ -252,6 +252,14 @@ fn published_port_answers_from_host_and_other_netns() {
     // IPv6 loopback goes through the userland proxy (no IPv6 on bridges).
     let v6 = http_get(&format!("[::1]:{port}")).unwrap_or_default();
     assert!(v6.contains(&expect), "via [::1]: {v6}");
+    assert_eq!(
+        ok(
+            &d,
+            &["ps", "--filter", "publish=80", "--format", "{{.Names}}"]
+        ),
+        "web"
+    );
+    assert_eq!(ok(&d, &["ps", "--filter", "publish=81", "-q"]), "");
     let ports = ok(
         &d,
         &["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"],
@@ -443,6 +451,34 @@ fn user_network_names_aliases_links_and_isolation() {
         &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "b1"],
     );
     let b1_id = ok(&d, &["inspect", "-f", "{{.Id}}", "b1"]);
+    // ps filters: network, expose.
+    assert_eq!(
+        ok(
+            &d,
+            &["ps", "--filter", "network=n1", "--format", "{{.Names}}"]
+        ),
+        "srv"
+    );
+    assert_eq!(
+        ok(
+            &d,
+            &["ps", "--filter", "expose=5000", "--format", "{{.Names}}"]
+        ),
+        "b1"
+    );
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "ps",
+                "--filter",
+                "expose=4990-5010/tcp",
+                "--format",
+                "{{.Names}}"
+            ]
+        ),
+        "b1"
+    );
     assert!(d
         .docker(&["run", "--rm", IMAGE, "ping", "-c1", "-W2", &b1_ip])
         .status

@@ -786,8 +786,8 @@ impl Engine {
                     continue;
                 }
             }
-            if f.contains_key("publish") || f.contains_key("expose") {
-                continue; // no ports yet
+            if !self.network_filters_match(&r, f) {
+                continue;
             }
             out.push(r);
         }

@@ -586,6 +586,72 @@ impl Engine {
         out
     }
 
+    /// The `network`, `publish` and `expose` filters of `ps`.
+    pub(crate) fn network_filters_match(
+        &self,
+        r: &ContainerRecord,
+        f: &std::collections::HashMap<String, Vec<String>>,
+    ) -> bool {
+        if let Some(nets) = f.get("network") {
+            let mine: Vec<NetworkRecord> = self
+                .attachments(&r.id)
+                .iter()
+                .filter_map(|a| self.net.resolve(&a.network_id).ok())
+                .collect();
+            let hit = nets.iter().any(|want| {
+                mine.iter().any(|n| {
+                    n.name == *want || (!want.is_empty() && n.id.starts_with(want.as_str()))
+                })
+            });
+            if !hit {
+                return false;
+            }
+        }
+        // "80", "80/udp", "8000-8010/tcp" against a set of "port/proto" keys.
+        let matches = |specs: &Vec<String>, keys: &[String]| {
+            specs.iter().any(|spec| {
+                let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+                let (lo, hi) = match ports.split_once('-') {
+                    Some((a, b)) => (a.parse().unwrap_or(1), b.parse().unwrap_or(0)),
+                    None => {
+                        let p: u16 = ports.parse().unwrap_or(0);
+                        (p, p)
+                    }
+                };
+                (lo..=hi).any(|p: u16| keys.contains(&format!("{p}/{proto}")))
+            })
+        };
+        if let Some(specs) = f.get("publish") {
+            let published: Vec<String> = self
+                .net
+                .sandbox(&r.id)
+                .filter(|_| r.is_running())
+                .map(|s| {
+                    s.ports
+                        .iter()
+                        .map(|p| format!("{}/{}", p.container_port, p.proto))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !matches(specs, &published) {
+                return false;
+            }
+        }
+        if let Some(specs) = f.get("expose") {
+            let exposed: Vec<String> = r
+                .config
+                .exposed_ports
+                .as_ref()
+                .and_then(Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            if !matches(specs, &exposed) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// `Ports` of a `GET /containers/json` row.
     pub(crate) fn summary_ports(&self, r: &ContainerRecord) -> (Vec<Value>, Value) {
         let mut ports = Vec::new();
