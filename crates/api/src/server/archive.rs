@@ -10,8 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_engine::archive::{ExtractOptions, PathStat};
 use berth_engine::Engine;
-use futures_util::StreamExt;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::ApiError;
 
@@ -84,20 +82,7 @@ pub async fn put(
     // the engine stops early (an error before the first byte, or tar's end
     // marker before the client's padding): answering while the client
     // still writes would cut it off with EPIPE.
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
-    let mut data = body.into_data_stream();
-    let pump = tokio::spawn(async move {
-        let mut open = true;
-        while let Some(chunk) = data.next().await {
-            if open && tx.send(chunk.map_err(std::io::Error::other)).await.is_err() {
-                open = false;
-            }
-        }
-    });
-    let stream =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    let reader: Box<dyn std::io::Read + Send> =
-        Box::new(SyncIoBridge::new(StreamReader::new(Box::pin(stream))));
+    let (reader, pump) = super::body::blocking_reader_with_pump(body);
     let opts = ExtractOptions {
         copy_uid_gid: flag(&q, "copyUIDGID"),
         no_overwrite_dir_non_dir: flag(&q, "noOverwriteDirNonDir"),

@@ -16,8 +16,16 @@ const CHUNK: usize = 1 << 20;
 /// A blocking `Read` over `body`. Must be created inside the runtime and
 /// read from a blocking thread (`spawn_blocking`).
 pub fn blocking_reader(body: Body) -> Box<dyn Read + Send> {
+    blocking_reader_with_pump(body).0
+}
+
+/// `blocking_reader`, and the pump task, which ends when the whole body was
+/// read (also when the reader gave up early).
+pub fn blocking_reader_with_pump(
+    body: Body,
+) -> (Box<dyn Read + Send>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-    tokio::spawn(async move {
+    let pump = tokio::spawn(async move {
         let mut data = body.into_data_stream();
         let mut buf = BytesMut::with_capacity(CHUNK);
         // Once the reader is gone (it failed early), keep draining: answering
@@ -43,10 +51,11 @@ pub fn blocking_reader(body: Body) -> Box<dyn Read + Send> {
             let _ = tx.send(Ok(buf.freeze())).await;
         }
     });
-    Box::new(ChunkReader {
+    let reader: Box<dyn Read + Send> = Box::new(ChunkReader {
         rx,
         cur: Bytes::new(),
-    })
+    });
+    (reader, pump)
 }
 
 struct ChunkReader {
