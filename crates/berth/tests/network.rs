@@ -216,6 +216,11 @@ fn published_port_answers_from_host_and_other_netns() {
         .wget(&format!("http://{}:{port}/", outside.host_ip))
         .unwrap_or_default();
     assert!(got.contains(&expect), "from the test netns: {got:?}");
+    // The container reaches the outside namespace (masquerade, NET-03).
+    // Up to three echoes: under parallel tests a single one is at times
+    // lost (seen only with other test daemons busy at the same moment).
+    let o = d.docker(&["exec", "web", "ping", "-c3", "-W2", &outside.ns_ip()]);
+    assert!(o.status.success(), "{}", stdout(&o));
     // Hairpin: containers reach a published port through the host's
     // address, the publishing container itself included.
     ok(
@@ -241,9 +246,6 @@ fn published_port_answers_from_host_and_other_netns() {
         );
     }
     ok(&d, &["rm", "-f", "client"]);
-    // The container reaches the outside namespace (masquerade, NET-03).
-    let o = d.docker(&["exec", "web", "ping", "-c1", "-W2", &outside.ns_ip()]);
-    assert!(o.status.success(), "{}", stdout(&o));
 
     assert_eq!(
         ok(&d, &["port", "web"]),

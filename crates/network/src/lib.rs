@@ -306,7 +306,12 @@ impl NetworkManager {
             std::fs::create_dir_all(&d)
                 .map_err(|e| Error::Internal(format!("create {}: {e}", d.display())))?;
         }
-        if cfg.ip_forward {
+        // Only when off: writing ip_forward (even "1" over "1") resets the
+        // per-interface settings of every interface on the host, which
+        // disturbs traffic of running containers and other daemons.
+        let forwarding =
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1");
+        if cfg.ip_forward && !forwarding {
             if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
                 warn!("cannot enable IP forwarding: {e}");
             }
