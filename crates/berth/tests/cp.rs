@@ -7,16 +7,6 @@ mod common;
 
 use common::*;
 
-fn ok(o: &std::process::Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
 
 /// A host directory removed on drop.
 struct TempDir(std::path::PathBuf);

@@ -14,16 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
 
 fn id_of(d: &Daemon, r: &str) -> String {
     ok(&d.berth(&["inspect", "-f", "{{.Id}}", r]))

@@ -23,16 +23,6 @@ macro_rules! registry {
     };
 }
 
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
 
 fn berth_env(d: &Daemon, cfg: &std::path::Path, args: &[&str], input: Option<&str>) -> Output {
     let mut c = Command::new(bin("berth"))

@@ -13,16 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use support::Registry;
 
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
 
 macro_rules! registry {
     () => {

@@ -13,16 +13,6 @@ use std::process::{Command, Output};
 use common::*;
 use support::Registry;
 
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
 
 fn skopeo(args: &[&str]) -> Option<Output> {
     Command::new("skopeo")

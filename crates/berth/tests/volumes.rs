@@ -6,16 +6,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn ok(o: &std::process::Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
 
 /// A scratch host directory removed on drop.
 struct TempDir(std::path::PathBuf);

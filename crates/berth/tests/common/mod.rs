@@ -384,6 +384,19 @@ pub fn rand_u32() -> u32 {
     u32::from_le_bytes(b)
 }
 
+/// Assert that a command succeeded (printing its output otherwise) and
+/// return its stdout.
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
