@@ -169,7 +169,7 @@ log "starting berthd ($BERTHD)"
 "$BERTHD" --data-root "$T/berthd-data" --exec-root "$T/berthd-exec" \
     -H "unix://$T/berthd.sock" --pidfile "$T/berthd.pid" \
     --bridge "$BERTH_BRIDGE" --bip "$BERTH_BIP" \
-    --config-file "$T/no-berthd.json" >"$T/berthd.log" 2>&1 &
+    --config-file "$T/no-berthd.json" ${BERTHD_EXTRA_ARGS:-} >"$T/berthd.log" 2>&1 &
 BERTHD_PID=$!
 wait_sock "$T/berthd.sock" "$BERTHD_PID" berthd || { cat "$T/berthd.log" >&2; die "berthd did not start"; }
 BSOCK=unix://$T/berthd.sock
