@@ -120,6 +120,9 @@ fn commit_history_save_load_roundtrip() {
     assert_eq!(q, format!("{id}\n{base}\n"));
     let raw = ok(&d.berth(&["history", "--human=false", "--format", "{{.Size}}", "com:1"]));
     assert_eq!(raw.lines().next(), Some("3"));
+    // docker's short form, -H=false (the daemon's -H goes before the command).
+    let short = ok(&d.berth(&["history", "-H=false", "--format", "{{.Size}}", "com:1"]));
+    assert_eq!(short, raw);
     // The docker CLI renders the same history.
     let dh = ok(&d.docker(&["history", "com:1"]));
     assert!(dh.starts_with("IMAGE          CREATED"), "{dh}");

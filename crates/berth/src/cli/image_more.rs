@@ -242,9 +242,8 @@ pub struct HistoryArgs {
     /// Format output using a custom template
     #[arg(long)]
     format: Option<String>,
-    /// Print sizes and dates in human readable format (docker's -H; the
-    /// short form is taken by berth's global -H/--host)
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     human: bool,
     /// Don't truncate output

@@ -27,8 +27,9 @@ use clap::{Parser, Subcommand};
     about = "A self-sufficient runtime for containers"
 )]
 pub struct Cli {
-    /// Daemon socket to connect to
-    #[arg(short = 'H', long = "host", env = "BERTH_HOST", global = true)]
+    /// Daemon socket to connect to (before the command, as with docker, so
+    /// that commands keep their own -H, e.g. `history -H`)
+    #[arg(short = 'H', long = "host", env = "BERTH_HOST")]
     pub host: Option<String>,
     #[command(subcommand)]
     pub command: Command,
