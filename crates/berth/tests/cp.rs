@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 
-
 /// A host directory removed on drop.
 struct TempDir(std::path::PathBuf);
 

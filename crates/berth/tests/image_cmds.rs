@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-
 fn id_of(d: &Daemon, r: &str) -> String {
     ok(&d.berth(&["inspect", "-f", "{{.Id}}", r]))
         .trim()

@@ -23,7 +23,6 @@ macro_rules! registry {
     };
 }
 
-
 fn berth_env(d: &Daemon, cfg: &std::path::Path, args: &[&str], input: Option<&str>) -> Output {
     let mut c = Command::new(bin("berth"))
         .arg("-H")

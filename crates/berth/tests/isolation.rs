@@ -27,7 +27,11 @@ fn assert_isolated(d: &Daemon) {
     let hostname = lines.next().unwrap().to_string();
     assert_eq!(hostname.len(), 12, "hostname is the short id: {out}");
     // A private netns: the default bridge's veth end and lo, none of the host's.
-    assert_eq!(lines.next(), Some("eth0 lo"), "interfaces in the netns: {out}");
+    assert_eq!(
+        lines.next(),
+        Some("eth0 lo"),
+        "interfaces in the netns: {out}"
+    );
     let next = lines.next().unwrap();
     assert_eq!(
         next, "CapEff:\t00000000a80425fb",

@@ -25,7 +25,10 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
             ][..],
         ),
         ("berth-api", &["berth-types", "berth-engine"][..]),
-        ("berth", &["berth-types", "berth-sys", "berth-api", "berth-engine"][..]),
+        (
+            "berth",
+            &["berth-types", "berth-sys", "berth-api", "berth-engine"][..],
+        ),
         (
             "berth-runtime-bin",
             &["berth-types", "berth-sys", "berth-runtime"][..],

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use support::Registry;
 
-
 macro_rules! registry {
     () => {
         match Registry::start(None) {

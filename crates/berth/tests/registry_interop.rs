@@ -13,7 +13,6 @@ use std::process::{Command, Output};
 use common::*;
 use support::Registry;
 
-
 fn skopeo(args: &[&str]) -> Option<Output> {
     Command::new("skopeo")
         .arg("--insecure-policy")

@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-
 /// A scratch host directory removed on drop.
 struct TempDir(std::path::PathBuf);
 

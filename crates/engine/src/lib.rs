@@ -34,9 +34,9 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
+pub use berth_network::{Config as NetworkConfig, Pool as AddressPool};
 pub use container::{ContainerRecord, Status};
 pub use error::{Error, Result};
-pub use berth_network::{Config as NetworkConfig, Pool as AddressPool};
 pub use logs::{LogEntry, LogOptions};
 pub use storage::TarStream;
 
@@ -691,7 +691,13 @@ impl Engine {
         // Validate user and spec now so `create` reports bad input, not `start`.
         self.build_spec_for(&rec, false)?;
         let mut rec = rec;
-        let image_volumes = image.config.volumes.iter().flatten().map(|(k, _)| k.clone()).collect();
+        let image_volumes = image
+            .config
+            .volumes
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
         self.create_mount_points(id, body, image_volumes, &mut rec)
             .await?;
         self.persist(&rec)?;

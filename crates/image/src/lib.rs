@@ -12,8 +12,8 @@ mod import_url;
 mod layer_tar;
 mod meta;
 mod reference;
-pub mod search;
 pub mod registry;
+pub mod search;
 mod store;
 mod unpack;
 mod util;
@@ -22,12 +22,12 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use error::{Error, Result};
-pub use reference::{normalize_reference, parse_reference, Reference};
-pub use registry::{Credentials, Progress, PullResult, RegistryConfig};
 pub use archive::SavePlan;
 pub use commit::{apply_changes_json, commit_entries, CommitOptions, EMPTY_LAYER};
+pub use error::{Error, Result};
 pub use meta::HistoryItem;
+pub use reference::{normalize_reference, parse_reference, Reference};
+pub use registry::{Credentials, Progress, PullResult, RegistryConfig};
 pub use store::ImageStore;
 
 /// OCI chain ids of diff ids (base first).

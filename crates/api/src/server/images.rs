@@ -176,7 +176,9 @@ pub async fn list(
                 "reference" => query.references.extend(values),
                 "dangling" => query.dangling = values.first().map(|v| v == "true" || v == "1"),
                 "label" => query.labels.extend(
-                    values.iter().map(|v| berth_engine::image_cmds::LabelFilter::parse(v, false)),
+                    values
+                        .iter()
+                        .map(|v| berth_engine::image_cmds::LabelFilter::parse(v, false)),
                 ),
                 "before" => query.before = values.into_iter().next(),
                 "since" => query.since = values.into_iter().next(),

@@ -2,8 +2,8 @@
 
 mod attach;
 mod containers;
-mod credentials;
 mod cp;
+mod credentials;
 mod exec;
 mod image_more;
 mod images;
