@@ -545,26 +545,6 @@ impl Session {
         Error::Transport(format!("{method} \"{url}\": {detail}"))
     }
 
-    /// `docker login`: the registry's endpoints in order until one answers.
-    fn open_login(cfg: &RegistryConfig, domain: &str, creds: &Credentials) -> Result<()> {
-        let eps = endpoints(cfg, domain, false);
-        let mut last = None;
-        for ep in &eps {
-            let mut s = Session {
-                agent: agent(cfg, ep)?,
-                base: ep.base.clone(),
-                domain: domain.to_string(),
-                path: String::new(),
-                auth: None,
-            };
-            match s.authenticate(Some(creds), None) {
-                Err(e) if e.is_transport() => last = Some(e),
-                r => return r,
-            }
-        }
-        Err(last.unwrap_or_else(|| reg_err(ErrorKind::Internal, "no registry endpoint")))
-    }
-
     pub(crate) fn authenticate(
         &mut self,
         creds: Option<&Credentials>,
@@ -725,11 +705,33 @@ impl Session {
         }
     }
 
-    fn get(&self, url: &str, accept: Option<&str>) -> Result<Resp> {
-        let mut req = self.agent.get(url);
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
+    /// `req` with this session's Authorization header, if any.
+    fn authed<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.auth {
+            Some(a) => req.header("Authorization", a),
+            None => req,
         }
+    }
+
+    /// An empty POST (upload session, cross-repository mount).
+    fn post_empty(&self, url: &str) -> Result<Resp> {
+        self.authed(self.agent.post(url))
+            .send_empty()
+            .map_err(|e| self.url_err("Post", url, e))
+    }
+
+    /// The absolute `Location` of an upload session answer.
+    fn upload_location(&self, resp: &Resp) -> Result<String> {
+        let loc = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| reg_err(ErrorKind::Internal, "upload without Location"))?;
+        Ok(self.absolute(loc))
+    }
+
+    fn get(&self, url: &str, accept: Option<&str>) -> Result<Resp> {
+        let mut req = self.authed(self.agent.get(url));
         if let Some(a) = accept {
             req = req.header("Accept", a);
         }
@@ -737,10 +739,7 @@ impl Session {
     }
 
     fn head(&self, url: &str, accept: Option<&str>) -> Result<Resp> {
-        let mut req = self.agent.head(url);
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
+        let mut req = self.authed(self.agent.head(url));
         if let Some(a) = accept {
             req = req.header("Accept", a);
         }
@@ -890,23 +889,10 @@ impl Session {
             urlencode(digest),
             urlencode(from)
         );
-        let mut req = self.agent.post(&url);
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
-        let resp = req
-            .send_empty()
-            .map_err(|e| self.url_err("Post", &url, e))?;
+        let resp = self.post_empty(&url)?;
         match resp.status().as_u16() {
             201 => Ok(Mount::Mounted),
-            202 => {
-                let loc = resp
-                    .headers()
-                    .get("location")
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| reg_err(ErrorKind::Internal, "upload without Location"))?;
-                Ok(Mount::Upload(self.absolute(loc)))
-            }
+            202 => Ok(Mount::Upload(self.upload_location(&resp)?)),
             _ => Err(self.fail("mounting blob", &url, resp)),
         }
     }
@@ -933,14 +919,12 @@ impl Session {
         } else {
             format!("{loc}?digest={}", urlencode(digest))
         };
-        let mut req = self
-            .agent
-            .put(&put)
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-Length", size.to_string());
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
+        let req = self.authed(
+            self.agent
+                .put(&put)
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Length", size.to_string()),
+        );
         let resp = req
             .send(ureq::SendBody::from_reader(body))
             .map_err(|e| self.url_err("Put", &put, e))?;
@@ -952,30 +936,16 @@ impl Session {
 
     fn start_upload(&self) -> Result<String> {
         let url = self.url("blobs/uploads/");
-        let mut req = self.agent.post(&url);
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
-        let resp = req
-            .send_empty()
-            .map_err(|e| self.url_err("Post", &url, e))?;
+        let resp = self.post_empty(&url)?;
         if resp.status().as_u16() != 202 {
             return Err(self.fail("starting upload", &url, resp));
         }
-        let loc = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| reg_err(ErrorKind::Internal, "upload without Location"))?;
-        Ok(self.absolute(loc))
+        self.upload_location(&resp)
     }
 
     pub(crate) fn put_manifest(&self, tag: &str, media_type: &str, body: &[u8]) -> Result<()> {
         let url = self.url(&format!("manifests/{tag}"));
-        let mut req = self.agent.put(&url).header("Content-Type", media_type);
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
+        let req = self.authed(self.agent.put(&url).header("Content-Type", media_type));
         let resp = req.send(body).map_err(|e| self.url_err("Put", &url, e))?;
         if !resp.status().is_success() {
             return Err(self.fail("putting manifest", &url, resp));
@@ -1013,7 +983,9 @@ fn urlencode(s: &str) -> String {
 /// Check credentials against a registry (`docker login`, `POST /auth`).
 pub fn login(cfg: &RegistryConfig, server: &str, creds: &Credentials) -> Result<()> {
     let domain = normalize_server(server);
-    Session::open_login(cfg, &domain, creds)
+    // No repository: the ping and the challenge only, on the first
+    // endpoint that answers.
+    Session::open(cfg, &domain, "", Some(creds), "").map(|_| ())
 }
 
 /// `https://index.docker.io/v1/` → `docker.io`; strips scheme and path.
@@ -1443,22 +1415,6 @@ impl ImageStore {
     /// Gzip a layer kept as its plain tar (first push), keep the gzip as
     /// the layer's blob instead; returns its (digest, size, media type).
     fn gzip_layer_blob(&self, diff_id: &str, tar_digest: &str) -> Result<(String, u64, String)> {
-        struct HashFile {
-            file: fs::File,
-            hasher: Sha256,
-            count: u64,
-        }
-        impl Write for HashFile {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                let n = self.file.write(b)?;
-                self.hasher.update(&b[..n]);
-                self.count += n as u64;
-                Ok(n)
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                self.file.flush()
-            }
-        }
         let src = self.blob_file(tar_digest);
         let tmp = self
             .root()
@@ -1466,8 +1422,8 @@ impl ImageStore {
             .join(format!("gz-{}", unique_suffix()));
         let res = (|| -> io::Result<(String, u64)> {
             let mut input = fs::File::open(&src)?;
-            let out = HashFile {
-                file: fs::File::create(&tmp)?,
+            let out = crate::store::HashWriter {
+                inner: fs::File::create(&tmp)?,
                 hasher: Sha256::new(),
                 count: 0,
             };

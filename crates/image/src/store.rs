@@ -128,10 +128,10 @@ pub(crate) struct GzBlob {
 }
 
 /// Writer that hashes and counts what goes through it.
-struct HashWriter<W> {
-    inner: W,
-    hasher: sha2::Sha256,
-    count: u64,
+pub(crate) struct HashWriter<W> {
+    pub(crate) inner: W,
+    pub(crate) hasher: sha2::Sha256,
+    pub(crate) count: u64,
 }
 
 impl<W: std::io::Write> std::io::Write for HashWriter<W> {
@@ -147,8 +147,8 @@ impl<W: std::io::Write> std::io::Write for HashWriter<W> {
 }
 
 /// Reader that hands a copy of everything it reads (in 256 KiB chunks) to
-/// a gzip thread, so compression runs on another core while the layer is
-/// unpacked. The channel is bounded: memory stays at a few MiB.
+/// a writer thread that keeps the layer tar, so the copy's writes overlap
+/// the unpacking. The channel is bounded: memory stays at a few MiB.
 struct GzTee<R> {
     inner: R,
     buf: Vec<u8>,
@@ -376,7 +376,7 @@ impl ImageStore {
         Ok((d, s, t))
     }
 
-    /// `extract_layer`, optionally also writing a gzip copy of the tar to
+    /// `extract_layer`, optionally also keeping a copy of the layer tar in
     /// `tmp/` (kept as the layer's blob for push).
     pub(crate) fn extract_layer_opt(
         &self,
