@@ -11,12 +11,6 @@ use berth_image::{Credentials, ImageStore, Progress, RegistryConfig};
 use common::*;
 use support::Registry;
 
-fn store() -> (tempfile::TempDir, ImageStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = ImageStore::open(&dir.path().join("image")).unwrap();
-    (dir, s)
-}
-
 macro_rules! registry {
     ($auth:expr) => {
         match Registry::start($auth) {
@@ -40,16 +34,6 @@ fn seed(s: &ImageStore, host: &str, repo: &str) -> String {
     s.load(&mut &tar[..]).unwrap();
     s.tag("seed:1", &format!("{host}/{repo}")).unwrap();
     ids[0].clone()
-}
-
-fn no_leftovers(dir: &std::path::Path) {
-    let tmp = ls(&dir.join("image/tmp"));
-    assert!(tmp.is_empty(), "tmp not empty: {tmp:?}");
-    let layers = ls(&dir.join("image/layers"));
-    assert!(
-        layers.iter().all(|l| !l.starts_with(".tmp")),
-        "temp layer dirs left: {layers:?}"
-    );
 }
 
 fn collect() -> (Vec<Progress>, impl FnMut(Progress)) {

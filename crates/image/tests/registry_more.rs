@@ -23,12 +23,6 @@ const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const MT_OCI_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const MT_OCI_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
-fn store() -> (tempfile::TempDir, ImageStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = ImageStore::open(&dir.path().join("image")).unwrap();
-    (dir, s)
-}
-
 macro_rules! registry {
     ($opts:expr) => {
         match Registry::start_opts($opts) {
@@ -39,16 +33,6 @@ macro_rules! registry {
             }
         }
     };
-}
-
-fn no_leftovers(dir: &Path) {
-    let tmp = ls(&dir.join("image/tmp"));
-    assert!(tmp.is_empty(), "tmp not empty: {tmp:?}");
-    let layers = ls(&dir.join("image/layers"));
-    assert!(
-        layers.iter().all(|l| !l.starts_with(".tmp")),
-        "temp layer dirs left: {layers:?}"
-    );
 }
 
 fn agent() -> ureq::Agent {

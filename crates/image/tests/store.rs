@@ -8,12 +8,6 @@ use berth_image::{ImageStore, ImportOptions};
 use berth_types::ErrorKind;
 use common::*;
 
-fn store() -> (tempfile::TempDir, ImageStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = ImageStore::open(&dir.path().join("image")).unwrap();
-    (dir, s)
-}
-
 #[test]
 fn store_is_send_sync() {
     fn check<T: Send + Sync>() {}

@@ -219,3 +219,21 @@ pub fn mount(m: &berth_types::Mount, target: &Path) -> Mounted {
     assert!(st.success(), "mount failed: {:?}", m);
     Mounted(target.to_path_buf())
 }
+
+/// A fresh image store in a temp dir (kept alive by the returned guard).
+pub fn store() -> (tempfile::TempDir, berth_image::ImageStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = berth_image::ImageStore::open(&dir.path().join("image")).unwrap();
+    (dir, s)
+}
+
+/// No temp file under `image/tmp` and no temp layer dir left in `dir`.
+pub fn no_leftovers(dir: &Path) {
+    let tmp = ls(&dir.join("image/tmp"));
+    assert!(tmp.is_empty(), "tmp not empty: {tmp:?}");
+    let layers = ls(&dir.join("image/layers"));
+    assert!(
+        layers.iter().all(|l| !l.starts_with(".tmp")),
+        "temp layer dirs left: {layers:?}"
+    );
+}
