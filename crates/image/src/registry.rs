@@ -1082,27 +1082,100 @@ fn short(d: &str) -> String {
         .collect()
 }
 
-/// Reads the HTTP body: counts, reports progress, hashes, tees to a file.
-struct BlobReader<'a> {
-    inner: Box<dyn Read + Send>,
-    hasher: Sha256,
+/// Network side of a layer download, on its own thread so that receiving
+/// and hashing the blob overlap with inflating and unpacking it: reads the
+/// HTTP body in large chunks, hashes it, tees it to the blob file and hands
+/// each chunk (or the read error) to the extractor.
+fn receive_blob(
+    mut inner: Box<dyn Read + Send>,
+    mut file: fs::File,
+    abort: &std::sync::atomic::AtomicBool,
+    tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> io::Result<(Sha256, u64)> {
+    let mut hasher = Sha256::new();
+    let mut count = 0u64;
+    loop {
+        let mut buf = vec![0u8; BLOB_CHUNK];
+        let n = if abort.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(io::Error::other("pull aborted"))
+        } else {
+            read_full(&mut inner, &mut buf)
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            return Ok((hasher, count));
+        }
+        buf.truncate(n);
+        hasher.update(&buf);
+        file.write_all(&buf)?;
+        count += n as u64;
+        if tx.send(Ok(buf)).is_err() {
+            // The extractor stopped (it failed); its error is the one reported.
+            return Ok((hasher, count));
+        }
+    }
+}
+
+const BLOB_CHUNK: usize = 256 * 1024;
+
+/// syncfs, on a thread of its own, of the filesystem holding `dir`: the
+/// download workers go on while the disk catches up (errors are left to the
+/// final flush in place_layer).
+fn flush_early(dir: &std::path::Path) {
+    if let Ok(f) = fs::File::open(dir) {
+        std::thread::spawn(move || {
+            let _ = nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f));
+        });
+    }
+}
+
+/// Read until `buf` is full or the stream ends.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Extractor side: the received chunks as a reader, reporting download
+/// progress as they are consumed.
+struct ChunkReader<'a> {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
     count: u64,
-    file: fs::File,
     id: String,
     total: u64,
     last: u64,
-    abort: &'a std::sync::atomic::AtomicBool,
     progress: &'a mut dyn FnMut(Progress),
 }
 
-impl Read for BlobReader<'_> {
+impl Read for ChunkReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.abort.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(io::Error::other("pull aborted"));
+        if self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.cur = chunk?;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
         }
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.file.write_all(&buf[..n])?;
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
         self.count += n as u64;
         if n > 0 && (self.count - self.last >= 512 * 1024 || self.count == self.total) {
             self.last = self.count;
@@ -1293,19 +1366,36 @@ impl ImageStore {
             e
         };
         let file = fs::File::create(&tmpf).ctx(|| format!("create {}", tmpf.display()))?;
-        let mut br = BlobReader {
-            inner: stream,
-            hasher: Sha256::new(),
-            count: 0,
-            file,
-            id: sid.clone(),
-            total: l.size,
-            last: 0,
-            abort,
-            progress: &mut *progress,
-        };
-        let (diff, dsize, tmpdir) = self
-            .extract_layer(&mut br)
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let (extracted, received) = std::thread::scope(|sc| {
+            let net = sc.spawn(move || receive_blob(stream, file, abort, tx));
+            let mut cr = ChunkReader {
+                rx,
+                cur: Vec::new(),
+                pos: 0,
+                count: 0,
+                id: sid.clone(),
+                total: l.size,
+                last: 0,
+                progress: &mut *progress,
+            };
+            let extracted = self.extract_layer(&mut cr).and_then(|x| {
+                // Whatever follows the tar's end still counts for the digest.
+                io::copy(&mut cr, &mut io::sink()).map_err(|e| {
+                    reg_err(
+                        ErrorKind::Internal,
+                        format!("reading layer {}: {e}", l.digest),
+                    )
+                })?;
+                Ok(x)
+            });
+            drop(cr);
+            let received = net
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("blob receiver panicked")));
+            (extracted, received)
+        });
+        let (diff, dsize, tmpdir) = extracted
             .map_err(|e| match e {
                 Error::InvalidArchive(m) | Error::Io { context: m, .. } => reg_err(
                     ErrorKind::InvalidArgument,
@@ -1314,19 +1404,22 @@ impl ImageStore {
                 e => e,
             })
             .map_err(remove_tmp)?;
-        let rest = io::copy(&mut br, &mut io::sink()).map_err(|e| {
-            reg_err(
-                ErrorKind::Internal,
-                format!("reading layer {}: {e}", l.digest),
-            )
-        });
-        rest.map_err(remove_tmp)?;
-        let got = format!("sha256:{}", hex::encode(br.hasher.clone().finalize()));
-        let count = br.count;
+        let (hasher, count) = received
+            .map_err(|e| {
+                reg_err(
+                    ErrorKind::Internal,
+                    format!("reading layer {}: {e}", l.digest),
+                )
+            })
+            .map_err(remove_tmp)?;
+        // Start writing the layer back now, while other layers still
+        // download, so the flush before it becomes visible (place_layer's
+        // syncfs) finds little left to do.
+        flush_early(tmpdir.path());
+        let got = format!("sha256:{}", hex::encode(hasher.finalize()));
         // No fsync: like the unpacked layer files (and Docker's), blob content
         // is not forced to disk; registration is atomic, and a blob damaged
         // by a power loss fails the registry's digest check on push.
-        drop(br);
         progress(status(Some(&sid), "Verifying Checksum"));
         if got != l.digest || (l.size != 0 && count != l.size) {
             return Err(remove_tmp(reg_err(
