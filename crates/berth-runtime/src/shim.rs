@@ -219,6 +219,8 @@ struct Shim {
     /// Pids of running exec processes (each has a thread waiting for it).
     /// Held while an exec starts: execs start one at a time.
     execs: Mutex<std::collections::HashSet<u32>>,
+    /// The container as the direct exec path sees it (loaded at first exec).
+    enter: Mutex<Option<Arc<berth_runtime::enter::Target>>>,
 }
 
 #[derive(Default)]
@@ -276,6 +278,7 @@ fn shim(cfg: &ShimConfig, mut ready: File) -> Result<()> {
         }
     };
     let shim = Arc::new(Shim {
+        enter: Mutex::new(None),
         cfg: cfg.clone(),
         runner,
         spec,
@@ -1299,6 +1302,12 @@ fn exec(
             bail!("container {} is not running", cfg.id);
         }
     }
+    if shim.runner.in_process() {
+        match direct_plan(shim, process) {
+            Ok((target, plan)) => return exec_direct(shim, exec_id, &target, &plan, want_stdin, w),
+            Err(e) => tracing::debug!(exec_id, "exec through the runtime: {e}"),
+        }
+    }
     let proc_file = cfg.bundle.join(format!("exec-{exec_id}.json"));
     let pid_file = cfg.bundle.join(format!("exec-{exec_id}.pid"));
     std::fs::write(&proc_file, serde_json::to_vec(process)?)
@@ -1399,16 +1408,129 @@ fn exec(
     let pid: u32 = pid_text.trim().parse().context("read exec pid")?;
     claimed.insert(pid);
     drop(claimed);
-    let mut stdin_ours = stdin_ours;
+    let master = master.transpose().context("receive the exec's pty")?;
+    tracing::debug!(exec_id, pid, elapsed = ?t0.elapsed(), "exec started");
+    exec_running(
+        shim, exec_id, pid, out, err, stdin_ours, master, want_stdin, w,
+    )
+}
+
+/// The container and the exec, prepared for the direct path; an error means
+/// the runtime's `exec` must run it (a feature the direct path lacks).
+fn direct_plan(
+    shim: &Arc<Shim>,
+    process: &serde_json::Value,
+) -> Result<(
+    Arc<berth_runtime::enter::Target>,
+    berth_runtime::enter::Plan,
+)> {
+    let plan = berth_runtime::enter::Plan::new(process)?;
+    let mut cached = lock(&shim.enter);
+    let target = match &*cached {
+        Some(t) => t.clone(),
+        None => {
+            let t = Arc::new(berth_runtime::enter::Target::load(
+                &shim.cfg.bundle.join("config.json"),
+                shim.pid as i32,
+            )?);
+            *cached = Some(t.clone());
+            t
+        }
+    };
+    Ok((target, plan))
+}
+
+/// `exec` without the runtime (CTR-10): the shim forks the process into the
+/// container itself (berth_runtime::enter), which saves exec'ing and
+/// relocating the runtime binary and its libcontainer set-up.
+fn exec_direct(
+    shim: &Arc<Shim>,
+    exec_id: &str,
+    target: &berth_runtime::enter::Target,
+    plan: &berth_runtime::enter::Plan,
+    want_stdin: bool,
+    w: &Arc<Mutex<UnixStream>>,
+) -> Result<Arc<Mutex<Option<File>>>> {
+    let t0 = Instant::now();
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let terminal = plan.terminal();
+    let (stdin_r, stdin_ours) = if want_stdin && !terminal {
+        let (r, w) = pipe()?;
+        (Some(r), Some(File::from(w)))
+    } else {
+        (None, None)
+    };
+    let null = File::open("/dev/null").context("open /dev/null")?;
+    let stdin_fd = stdin_r
+        .as_ref()
+        .map(|f| f.as_raw_fd())
+        .unwrap_or(null.as_raw_fd());
+    let console = if terminal {
+        Some(UnixStream::pair().context("console socketpair")?)
+    } else {
+        None
+    };
+    let mut claimed = lock(&shim.execs);
+    let res = berth_runtime::enter::spawn(
+        target,
+        plan,
+        [stdin_fd, out_w.as_raw_fd(), err_w.as_raw_fd()],
+        console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
+    );
+    drop((out_w, err_w, stdin_r, null));
+    let pid = match res {
+        Ok(p) => p as u32,
+        Err(e) => bail!("{e}"),
+    };
+    claimed.insert(pid);
+    drop(claimed);
+    let master = match console {
+        Some((ours, theirs)) => {
+            drop(theirs);
+            let m = File::from(
+                berth_runtime::enter::recv_fd(ours.as_raw_fd())
+                    .context("receive the exec's pty")?,
+            );
+            Some(m)
+        }
+        None => None,
+    };
+    tracing::debug!(exec_id, pid, elapsed = ?t0.elapsed(), "exec started (direct)");
+    exec_running(
+        shim,
+        exec_id,
+        pid,
+        File::from(out_r),
+        File::from(err_r),
+        stdin_ours,
+        master,
+        want_stdin,
+        w,
+    )
+}
+
+/// A started exec: send `ExecStarted`, stream its output, reap it and send
+/// `ExecExited`. Returns the handle of its stdin.
+#[allow(clippy::too_many_arguments)]
+fn exec_running(
+    shim: &Arc<Shim>,
+    exec_id: &str,
+    pid: u32,
+    mut out: File,
+    err: File,
+    mut stdin_ours: Option<File>,
+    master: Option<File>,
+    want_stdin: bool,
+    w: &Arc<Mutex<UnixStream>>,
+) -> Result<Arc<Mutex<Option<File>>>> {
     if let Some(master) = master {
-        let master = master.context("receive the exec's pty")?;
         if want_stdin {
             stdin_ours = Some(master.try_clone()?);
         }
         lock(&shim.exec_consoles).insert(exec_id.to_string(), master.try_clone()?);
         out = master;
     }
-    tracing::debug!(exec_id, pid, elapsed = ?t0.elapsed(), "exec started");
     send_control(w, &Response::ExecStarted { pid })?;
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     for (src, kind) in [(out, FrameKind::Stdout), (err, FrameKind::Stderr)] {

@@ -261,3 +261,105 @@ fn spec_command() {
     assert!(!run().status.success(), "overwrote config.json");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// CTR-10 `exec --process`: the process joins the container (pid namespace,
+/// cgroups), gets the container's seccomp filter, the process file's user,
+/// cwd and env, and its exit code comes back; `-d --pid-file` returns once
+/// it runs. Same results from runc.
+#[test]
+fn exec_process_matches_runc() {
+    require_root!();
+    let b = Bundle::new("exec", &["sleep", "30"]);
+    // mkdir fails with ENOSYS under the filter, so its effect is visible.
+    b.edit(|c| {
+        c["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]
+        });
+    });
+    for rt in runtimes() {
+        let root = b.root_for(rt);
+        let cli = |args: &[&str]| {
+            let mut c = Command::new(rt);
+            c.arg("--root").arg(&root).args(args);
+            run_timeout(c, Duration::from_secs(30))
+        };
+        let bundle = b.dir.to_str().unwrap().to_string();
+        let st = Command::new(rt)
+            .arg("--root")
+            .arg(&root)
+            .args(["create", "--bundle", &bundle, &b.id])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "{rt} create: {st}");
+        assert_eq!(cli(&["start", &b.id]).code, Some(0), "{rt} start");
+        let mut process = b.config()["process"].clone();
+        process["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "echo pid=$$; echo uid=$(id -u); echo cwd=$(pwd); echo foo=$FOO; \
+             echo seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2); \
+             mkdir /tmp/x 2>/dev/null; echo mkdir=$?; \
+             echo fds=$(ls /proc/self/fd | tr '\\n' ' '); exit 3"
+        ]);
+        process["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+        process["cwd"] = serde_json::json!("/tmp");
+        process["env"] = serde_json::json!(["PATH=/bin", "FOO=exec"]);
+        process["terminal"] = serde_json::json!(false);
+        let pfile = b.dir.join(format!("process-{}.json", rt.replace('/', "_")));
+        std::fs::write(&pfile, serde_json::to_vec(&process).unwrap()).unwrap();
+        let pf = pfile.to_str().unwrap();
+        let out = cli(&["exec", "--process", pf, &b.id]);
+        assert_eq!(out.code, Some(3), "{rt}: {out:?}");
+        let m = kv(&out.stdout);
+        let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+        assert_ne!(get("pid"), "1", "{rt}: {out:?}");
+        assert!(get("pid").parse::<u32>().unwrap_or(0) > 1, "{rt}: {out:?}");
+        assert_eq!(get("uid"), "1000", "{rt}");
+        assert_eq!(get("cwd"), "/tmp", "{rt}");
+        assert_eq!(get("foo"), "exec", "{rt}");
+        assert_eq!(get("seccomp"), "2", "{rt}: {out:?}");
+        assert_eq!(get("mkdir"), "1", "{rt}: {out:?}");
+        assert_eq!(get("fds"), "0 1 2 3", "{rt}: {out:?}");
+        // Detached: returns at once with the pid written.
+        process["args"] = serde_json::json!(["sleep", "21"]);
+        std::fs::write(&pfile, serde_json::to_vec(&process).unwrap()).unwrap();
+        let pidfile = b.dir.join("exec.pid");
+        let out = cli(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            pidfile.to_str().unwrap(),
+            "--process",
+            pf,
+            &b.id,
+        ]);
+        assert_eq!(out.code, Some(0), "{rt}: {out:?}");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+        assert_eq!(cmdline, "sleep\x0021\x00", "{rt}");
+        // A missing binary fails the exec.
+        process["args"] = serde_json::json!(["no-such-binary"]);
+        std::fs::write(&pfile, serde_json::to_vec(&process).unwrap()).unwrap();
+        let out = cli(&["exec", "--process", pf, &b.id]);
+        assert_ne!(out.code, Some(0), "{rt}: {out:?}");
+        assert!(out.stderr.contains("no-such-binary"), "{rt}: {out:?}");
+        let _ = cli(&["kill", &b.id, "KILL"]);
+        for _ in 0..100 {
+            let st: serde_json::Value =
+                serde_json::from_str(&cli(&["state", &b.id]).stdout).unwrap_or_default();
+            if st["status"] == "stopped" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = cli(&["delete", "-f", &b.id]);
+    }
+}

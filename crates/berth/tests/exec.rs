@@ -68,6 +68,26 @@ fn exec_suite(d: &Daemon) {
     let o = d.berth(&["exec", "ex", "/etc/passwd"]);
     assert_eq!(code(&o), 126, "{}{}", stdout(&o), stderr(&o));
 
+    // The container's seccomp filter applies to exec'd processes too, and
+    // no fd of the shim or runtime leaks in (only ls's own directory fd 3).
+    let o = d.berth(&["exec", "ex", "grep", "^Seccomp:", "/proc/self/status"]);
+    assert_eq!(
+        stdout(&o).split_whitespace().nth(1),
+        Some("2"),
+        "{}",
+        stdout(&o)
+    );
+    let o = d.berth(&["exec", "ex", "ls", "/proc/self/fd"]);
+    assert_eq!(stdout(&o), "0\n1\n2\n3\n", "{}", stderr(&o));
+    // A missing working directory: runc's error, exit 126.
+    let o = d.berth(&["exec", "-w", "/nonexistent-dir", "ex", "true"]);
+    assert_eq!(code(&o), 126, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains(r#"chdir to cwd ("/nonexistent-dir") set in config.json failed: no such file or directory"#),
+        "{}",
+        stdout(&o)
+    );
+
     // -u / -w / -e (a missing working directory is created? no: docker fails).
     let o = d.berth(&[
         "exec",

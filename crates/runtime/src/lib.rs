@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
+pub mod enter;
 pub mod spec;
 
 pub use spec::default_spec;
@@ -55,6 +56,9 @@ pub enum Error {
         #[source]
         source: oci_spec::OciSpecError,
     },
+    /// An exec that could not start, in runc's words.
+    #[error("{0}")]
+    ExecStart(String),
     #[error("wait for container init: {0}")]
     Wait(#[source] nix::Error),
 }
@@ -246,6 +250,12 @@ impl Runtime {
             });
         }
         let ctx = format!("exec in container {id}");
+        if let Some(pid) = self.exec_direct(&c, opts)? {
+            if opts.detach {
+                return Ok(0);
+            }
+            return wait_forwarding_signals(pid);
+        }
         let env: std::collections::HashMap<String, String> = opts
             .env
             .iter()
@@ -279,6 +289,51 @@ impl Runtime {
             return Ok(0);
         }
         wait_forwarding_signals(pid)
+    }
+
+    /// `exec` through [`enter`] (the container's seccomp filter applies,
+    /// no libcontainer set-up); None when it cannot run this exec (no
+    /// process file, or a feature it lacks), which then takes libcontainer's
+    /// tenant path.
+    fn exec_direct(&self, c: &Container, opts: &ExecOptions) -> Result<Option<Pid>> {
+        let (Some(process), Some(init)) = (&opts.process, c.pid()) else {
+            return Ok(None);
+        };
+        let io = |context: String| move |source| Error::Io { context, source };
+        let text = std::fs::read(process).map_err(io(format!("read {}", process.display())))?;
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&text) else {
+            return Ok(None);
+        };
+        let prepared = enter::Plan::new(&value).and_then(|plan| {
+            enter::Target::load(&c.bundle().join("config.json"), init.as_raw()).map(|t| (t, plan))
+        });
+        let (target, plan) = match prepared {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!("exec through libcontainer: {e}");
+                return Ok(None);
+            }
+        };
+        let console = match (&opts.console_socket, plan.terminal()) {
+            (Some(path), true) => Some(
+                std::os::unix::net::UnixStream::connect(path)
+                    .map_err(io(format!("connect {}", path.display())))?,
+            ),
+            _ => None,
+        };
+        use std::os::fd::AsRawFd;
+        let pid = enter::spawn(
+            &target,
+            &plan,
+            [0, 1, 2],
+            console.as_ref().map(|s| s.as_raw_fd()),
+        )
+        .map_err(|e| Error::ExecStart(e.message))?;
+        if let Some(f) = &opts.pid_file {
+            berth_sys::fs::write_atomic(f, pid.to_string().as_bytes(), 0o644)
+                .map_err(io(format!("write {}", f.display())))?;
+        }
+        Ok(Some(Pid::from_raw(pid)))
     }
 
     /// `state`: runc's JSON state.
