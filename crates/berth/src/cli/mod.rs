@@ -166,7 +166,8 @@ impl From<std::io::Error> for Failure {
 pub type CliResult = Result<i32, Failure>;
 
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = quick_parse(&args).unwrap_or_else(|| Cli::parse_from(&args));
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -190,6 +191,48 @@ pub fn main() -> i32 {
             f.code
         }
     }
+}
+
+/// The hot commands (`exec`, `run`, `create`) parsed with a command tree
+/// that holds only themselves: building clap's tree of every command is
+/// most of the CLI's start-up (its allocations and code pages fault in one
+/// by one). None (then the full parse, with its errors and help) unless
+/// that parse succeeds.
+fn quick_parse(args: &[std::ffi::OsString]) -> Option<Cli> {
+    use clap::{Args, FromArgMatches};
+    let mut i = 1;
+    while let Some(a) = args.get(i).and_then(|a| a.to_str()) {
+        match a {
+            "-H" | "--host" => i += 2,
+            _ if a.starts_with("--host=") || (a.starts_with("-H") && a.len() > 2) => i += 1,
+            _ => break,
+        }
+    }
+    let name = args.get(i)?.to_str()?;
+    let sub = match name {
+        "exec" => exec::ExecArgs::augment_args(clap::Command::new("exec")),
+        "run" => run::RunArgs::augment_args(clap::Command::new("run")),
+        "create" => run::RunArgs::augment_args(clap::Command::new("create")),
+        _ => return None,
+    };
+    let m = clap::Command::new("berth")
+        .arg(
+            clap::Arg::new("host")
+                .short('H')
+                .long("host")
+                .env("BERTH_HOST"),
+        )
+        .subcommand(sub)
+        .try_get_matches_from(args)
+        .ok()?;
+    let host = m.get_one::<String>("host").cloned();
+    let (_, sm) = m.subcommand()?;
+    let command = match name {
+        "exec" => Command::Exec(exec::ExecArgs::from_arg_matches(sm).ok()?),
+        "run" => Command::Run(run::RunArgs::from_arg_matches(sm).ok()?),
+        _ => Command::Create(run::RunArgs::from_arg_matches(sm).ok()?),
+    };
+    Some(Cli { host, command })
 }
 
 async fn dispatch(client: &Client, cmd: Command) -> CliResult {
@@ -320,4 +363,85 @@ pub fn q(v: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick parse of the hot commands equals clap's full parse.
+    #[test]
+    fn quick_parse_matches_full_parse() {
+        let cases: &[&[&str]] = &[
+            &["berth", "exec", "ex", "true"],
+            &[
+                "berth",
+                "-H",
+                "unix:///x.sock",
+                "exec",
+                "-it",
+                "-u",
+                "1:2",
+                "-w",
+                "/tmp",
+                "-e",
+                "A=1",
+                "ex",
+                "sh",
+                "-c",
+                "echo $A",
+            ],
+            &[
+                "berth",
+                "--host=unix:///y",
+                "exec",
+                "-d",
+                "ex",
+                "sleep",
+                "1",
+            ],
+            &[
+                "berth",
+                "-Hunix:///z",
+                "run",
+                "-d",
+                "--name",
+                "n",
+                "-p",
+                "80:80",
+                "-v",
+                "/a:/b",
+                "img",
+                "sleep",
+                "600",
+            ],
+            &[
+                "berth",
+                "run",
+                "--rm",
+                "-it",
+                "--cap-drop",
+                "ALL",
+                "--memory",
+                "10m",
+                "img",
+            ],
+            &["berth", "create", "--name", "c", "img", "echo", "-n", "x"],
+        ];
+        for argv in cases {
+            let args: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+            let quick = quick_parse(&args).unwrap_or_else(|| panic!("no quick parse: {argv:?}"));
+            let full = Cli::try_parse_from(&args).unwrap();
+            assert_eq!(format!("{quick:?}"), format!("{full:?}"), "{argv:?}");
+        }
+        // Anything else, or a bad flag, goes to the full parse.
+        for argv in [
+            &["berth", "ps"][..],
+            &["berth", "exec", "--nope", "x", "y"],
+            &["berth", "--version"],
+        ] {
+            let args: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+            assert!(quick_parse(&args).is_none(), "{argv:?}");
+        }
+    }
 }
