@@ -37,6 +37,11 @@ use nix::unistd::{ForkResult, Pid};
 const MAX_LOG_LINE: usize = 16 * 1024;
 
 pub fn main(config_path: &Path) -> ! {
+    // Nothing ignored passes on to the runtimes we exec (runc hands ignored
+    // signals down to the container's processes); we ignore SIGPIPE only,
+    // which std resets in the children it spawns.
+    berth_sys::signal::reset_ignored();
+    berth_sys::signal::ignore(libc::SIGPIPE);
     let cfg: ShimConfig = match std::fs::read(config_path)
         .map_err(anyhow::Error::from)
         .and_then(|b| Ok(serde_json::from_slice(&b)?))

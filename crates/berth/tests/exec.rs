@@ -39,7 +39,9 @@ fn code(o: &Output) -> i32 {
 }
 
 /// The checks every runtime must pass.
-fn exec_suite(d: &Daemon) {
+/// `runc`: the runtime is runc (whose exec'd processes inherit its ignored
+/// signal 32).
+fn exec_suite(d: &Daemon, runc: bool) {
     run_d(d, &["--name", "ex", IMAGE, "sleep", "120"]);
 
     let o = d.berth(&["exec", "ex", "echo", "hi"]);
@@ -76,6 +78,26 @@ fn exec_suite(d: &Daemon) {
         Some("2"),
         "{}",
         stdout(&o)
+    );
+    // Nothing blocked or ignored is inherited from the shim.
+    let o = d.berth(&[
+        "exec",
+        "ex",
+        "grep",
+        "-E",
+        "^Sig(Blk|Ign):",
+        "/proc/self/status",
+    ]);
+    let ign = if runc {
+        "0000000080000000"
+    } else {
+        "0000000000000000"
+    };
+    assert_eq!(
+        stdout(&o),
+        format!("SigBlk:\t0000000000000000\nSigIgn:\t{ign}\n"),
+        "{}",
+        stderr(&o)
     );
     let o = d.berth(&["exec", "ex", "ls", "/proc/self/fd"]);
     assert_eq!(stdout(&o), "0\n1\n2\n3\n", "{}", stderr(&o));
@@ -213,7 +235,7 @@ fn exec_suite(d: &Daemon) {
 fn exec_berth_runtime() {
     require_root!();
     let d = Daemon::start("exec");
-    exec_suite(&d);
+    exec_suite(&d, false);
 }
 
 #[test]
@@ -224,7 +246,7 @@ fn exec_runc() {
         return;
     }
     let d = Daemon::start_with("exec-runc", &["--default-runtime", "runc"]);
-    exec_suite(&d);
+    exec_suite(&d, true);
 }
 
 #[test]

@@ -610,6 +610,20 @@ pub fn spawn(
     keep.extend(console);
     keep.sort_unstable();
     let ns: Vec<(RawFd, libc::c_int)> = ns_fds.iter().map(|(f, k)| (f.as_raw_fd(), *k)).collect();
+    // The children share our memory (vfork-style: no page tables to copy)
+    // and run on stacks of their own; we are suspended until the process
+    // has exec'd or both have exited.
+    let mut stacks = vec![0u8; 2 * CHILD_STACK];
+    let base = stacks.as_mut_ptr();
+    // SAFETY: both offsets stay inside `stacks`; stacks grow down from the
+    // (16-byte aligned) top of each half.
+    let (top1, top2) = unsafe {
+        let align = |p: *mut u8| p.sub(p as usize % 16);
+        (
+            align(base.add(CHILD_STACK)),
+            align(base.add(2 * CHILD_STACK)),
+        )
+    };
     let child = Child {
         target,
         plan,
@@ -620,17 +634,30 @@ pub fn spawn(
         ns: &ns,
         argv: &argv,
         envp: &envp,
+        process_stack: top2.cast(),
     };
-    // SAFETY: the child only runs `Child::intermediate`, which makes raw
-    // system calls on memory prepared above and never returns.
-    let pid = unsafe { libc::fork() };
+    // SAFETY: all signals are blocked around the clone so that none of our
+    // handlers runs on a child's stack before it resets them; the child
+    // only runs `Child::intermediate` (raw system calls on memory prepared
+    // above, which outlives it: CLONE_VFORK returns when it is done).
+    let pid = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let pid = libc::clone(
+            intermediate_entry,
+            top1.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&child as *const Child).cast_mut().cast(),
+        );
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        pid
+    };
     if pid < 0 {
-        return Err(fail(format!("fork: {}", std::io::Error::last_os_error())));
+        return Err(fail(format!("clone: {}", std::io::Error::last_os_error())));
     }
-    if pid == 0 {
-        // SAFETY: in the forked child; see Child.
-        unsafe { child.intermediate() }
-    }
+    drop(stacks);
     drop(status_w);
     drop(ns_fds);
     let mut buf = Vec::new();
@@ -722,6 +749,22 @@ struct Child<'a> {
     ns: &'a [(RawFd, libc::c_int)],
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
+    /// Top of the process's stack (its clone shares our memory).
+    process_stack: *mut libc::c_void,
+}
+
+/// Stack of each vfork-style child.
+const CHILD_STACK: usize = 256 * 1024;
+
+extern "C" fn intermediate_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's `Child`, alive until we are done
+    // (CLONE_VFORK).
+    unsafe { (*(arg as *const Child)).intermediate() }
+}
+
+extern "C" fn process_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: as in intermediate_entry.
+    unsafe { (*(arg as *const Child)).process() }
 }
 
 fn errno() -> i32 {
@@ -749,14 +792,24 @@ impl Child<'_> {
         unsafe {
             // Signals: nothing blocked, nothing ignored (the shim, like any
             // Rust program, ignores SIGPIPE; ignored signals survive exec).
+            // Handlers first: the parent blocked every signal for us, and
+            // none of its handlers may run on this stack.
+            // The raw call: glibc refuses its own 32 and 33.
+            let dfl = [0usize; 4]; // handler SIG_DFL, flags, restorer, mask
+            for sig in 1..=64 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        dfl.as_ptr(),
+                        std::ptr::null_mut::<libc::c_void>(),
+                        8usize,
+                    );
+                }
+            }
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            for sig in 1..libc::SIGRTMIN() {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::signal(sig, libc::SIG_DFL);
-                }
-            }
             // Container processes must not ptrace or open /proc/<pid>/ of a
             // process that still holds host fds (reset by execve).
             libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -813,20 +866,16 @@ impl Child<'_> {
                     self.die(ST_SETNS, errno());
                 }
             }
-            // The process: a child of our parent, in the pid namespace.
-            let pid = libc::syscall(
-                libc::SYS_clone,
-                (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
+            // The process: a child of our parent, in the pid namespace; we
+            // resume once it has exec'd (or died).
+            let pid = libc::clone(
+                process_entry,
+                self.process_stack,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT | libc::SIGCHLD,
+                (self as *const Child).cast_mut().cast(),
             );
             if pid < 0 {
                 self.die(ST_CLONE, errno());
-            }
-            if pid == 0 {
-                self.process();
             }
             let p = (pid as i32).to_ne_bytes();
             let rec = [b'P', p[0], p[1], p[2], p[3]];
