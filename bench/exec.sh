@@ -28,12 +28,16 @@ if [ "$DOCKER_OK" = 1 ]; then
 fi
 log "hyperfine: $RUNS runs, $WARMUP warm-up"
 hyperfine -N --runs "$RUNS" --warmup "$WARMUP" --export-json "$T/exec.json" "${cmds[@]}" >&2
+# Ratios of means and of medians (the median resists the outliers that
+# other load on a 2-core machine puts into a mean).
 table=$(jq -r '
   (.results | map({(.command): .mean}) | add) as $m
-  | "| command | mean | min | max |", "|---|---|---|---|",
-    (.results[] | "| \(.command) | \(.mean*1000|.*100|round/100) ms | \(.min*1000|.*100|round/100) ms | \(.max*1000|.*100|round/100) ms |"),
+  | (.results | map({(.command): .median}) | add) as $md
+  | "| command | mean | median | min | max |", "|---|---|---|---|---|",
+    (.results[] | "| \(.command) | \(.mean*1000|.*100|round/100) ms | \(.median*1000|.*100|round/100) ms | \(.min*1000|.*100|round/100) ms | \(.max*1000|.*100|round/100) ms |"),
     (if $m["docker exec (dockerd)"] then
-       "", "Docker / berth: \($m["docker exec (dockerd)"] / $m["berth exec (berthd)"] | .*10|round/10)x (berth CLI); \($m["docker exec (dockerd)"] / $m["docker CLI exec (berthd)"] | .*10|round/10)x (same docker CLI)"
+       "", "Docker / berth (means): \($m["docker exec (dockerd)"] / $m["berth exec (berthd)"] | .*10|round/10)x (berth CLI); \($m["docker exec (dockerd)"] / $m["docker CLI exec (berthd)"] | .*10|round/10)x (same docker CLI)",
+       "Docker / berth (medians): \($md["docker exec (dockerd)"] / $md["berth exec (berthd)"] | .*10|round/10)x (berth CLI); \($md["docker exec (dockerd)"] / $md["docker CLI exec (berthd)"] | .*10|round/10)x (same docker CLI)"
      else empty end)' "$T/exec.json")
 echo "$table"
 if [ -n "$OUT" ]; then

@@ -224,7 +224,12 @@ fn run(args: DaemonArgs) -> Result<()> {
         .or(file.pidfile)
         .unwrap_or_else(|| exec_root.join("berthd.pid"));
 
+    // Request handlers still make short blocking calls (state files are
+    // fsynced, mounts, netlink): more workers than cores keep one blocked
+    // worker from idling a core while other requests wait.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads((cores * 4).max(8))
         .enable_all()
         .build()?;
     let res = rt.block_on(serve(cfg, hosts, pidfile));
