@@ -1437,6 +1437,7 @@ fn direct_plan(
             let t = Arc::new(berth_runtime::enter::Target::load(
                 &shim.cfg.bundle.join("config.json"),
                 shim.pid as i32,
+                Some(&shim.cfg.runtime_root.join(".seccomp")),
             )?);
             *cached = Some(t.clone());
             t

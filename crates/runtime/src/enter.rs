@@ -68,8 +68,14 @@ struct Filter {
 }
 
 impl Target {
-    /// From the container's OCI `config.json` and its init's pid.
-    pub fn load(config_json: &Path, init_pid: i32) -> Result<Target, Unsupported> {
+    /// From the container's OCI `config.json` and its init's pid. With
+    /// `cache`, compiled seccomp filters are kept there by the profile's
+    /// sha256 (compiling Docker's profile takes ~10 ms; containers share it).
+    pub fn load(
+        config_json: &Path,
+        init_pid: i32,
+        cache: Option<&Path>,
+    ) -> Result<Target, Unsupported> {
         let text = std::fs::read(config_json)
             .map_err(io_err(format!("read {}", config_json.display())))?;
         let spec: Value = serde_json::from_slice(&text)
@@ -101,7 +107,7 @@ impl Target {
             .collect();
         let cgroup_procs = cgroup_procs(init_pid)?;
         let seccomp = match linux.get("seccomp") {
-            Some(s) if !s.is_null() => Some(compile_seccomp(s)?),
+            Some(s) if !s.is_null() => Some(cached_seccomp(s, cache)?),
             _ => None,
         };
         let cap_last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
@@ -174,6 +180,52 @@ fn cgroup_procs(pid: i32) -> Result<Vec<CString>, Unsupported> {
         }
     }
     Ok(out)
+}
+
+/// `compile_seccomp` through the cache directory (root-only; entries
+/// written atomically and checked for shape when read).
+fn cached_seccomp(s: &Value, cache: Option<&Path>) -> Result<Filter, Unsupported> {
+    use sha2::Digest;
+    let Some(dir) = cache else {
+        return compile_seccomp(s);
+    };
+    let key = hex::encode(sha2::Sha256::digest(s.to_string().as_bytes()));
+    let path = dir.join(format!("seccomp-{key}.bpf"));
+    let size = std::mem::size_of::<libc::sock_filter>();
+    if let Ok(b) = std::fs::read(&path) {
+        if b.len() > 8 && (b.len() - 8) % size == 0 {
+            let flags = u64::from_ne_bytes(b[..8].try_into().unwrap_or_default());
+            return Ok(Filter {
+                prog: from_bytes(&b[8..]),
+                flags: flags as libc::c_ulong,
+            });
+        }
+    }
+    let f = compile_seccomp(s)?;
+    let mut b = (f.flags as u64).to_ne_bytes().to_vec();
+    for i in &f.prog {
+        b.extend_from_slice(&i.code.to_ne_bytes());
+        b.extend_from_slice(&[i.jt, i.jf]);
+        b.extend_from_slice(&i.k.to_ne_bytes());
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    let _ = berth_sys::fs::write_volatile(&path, &b, 0o600);
+    Ok(f)
+}
+
+fn from_bytes(b: &[u8]) -> Vec<libc::sock_filter> {
+    b.chunks_exact(std::mem::size_of::<libc::sock_filter>())
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect()
 }
 
 /// The OCI seccomp section compiled to BPF with libseccomp, as the
@@ -278,16 +330,10 @@ fn compile_seccomp(s: &Value) -> Result<Filter, Unsupported> {
     if bpf.is_empty() || bpf.len() % size != 0 {
         return Err(unsupported("seccomp: bad BPF from libseccomp"));
     }
-    let prog = bpf
-        .chunks_exact(size)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect();
-    Ok(Filter { prog, flags })
+    Ok(Filter {
+        prog: from_bytes(&bpf),
+        flags,
+    })
 }
 
 fn export_bpf(ctx: &libseccomp::ScmpFilterContext) -> Result<Vec<u8>, Unsupported> {
@@ -1265,6 +1311,20 @@ mod tests {
         let f = compile_seccomp(&oci).unwrap();
         assert!(f.prog.len() > 10);
         assert_eq!(f.flags, 0);
+        // Through the cache: the second load reads the same program back.
+        let dir = std::env::temp_dir().join(format!("berth-seccomp-test-{}", std::process::id()));
+        let a = cached_seccomp(&oci, Some(&dir)).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let b = cached_seccomp(&oci, Some(&dir)).unwrap();
+        let words = |f: &Filter| {
+            f.prog
+                .iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(words(&a), words(&b));
+        assert_eq!(words(&a), words(&f));
+        let _ = std::fs::remove_dir_all(&dir);
         let bad = serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY"});
         assert!(compile_seccomp(&bad).is_err());
     }

@@ -305,7 +305,12 @@ impl Runtime {
             return Ok(None);
         };
         let prepared = enter::Plan::new(&value).and_then(|plan| {
-            enter::Target::load(&c.bundle().join("config.json"), init.as_raw()).map(|t| (t, plan))
+            enter::Target::load(
+                &c.bundle().join("config.json"),
+                init.as_raw(),
+                Some(&self.root.join(".seccomp")),
+            )
+            .map(|t| (t, plan))
         });
         let (target, plan) = match prepared {
             Ok(x) => x,
