@@ -73,6 +73,9 @@ pub struct Config {
     pub iptables: bool,
     pub ip_forward: bool,
     pub default_pools: Vec<Pool>,
+    /// `--veth-rps` (berth only, off by default): RPS over all online CPUs
+    /// on the host end of every veth (docs/networking.md, "Throughput").
+    pub veth_rps: bool,
     /// The nftables table berth owns (`ip <table>`).
     pub table: String,
 }
@@ -910,7 +913,16 @@ impl NetworkManager {
             mtu: net.mtu,
             gateway: (!net.internal && sb.endpoints.is_empty()).then_some(gateway),
         };
-        if let Err(e) = link::create_endpoint(h, &net.bridge, &host_veth, &sb.netns, &addr).await {
+        if let Err(e) = link::create_endpoint(
+            h,
+            &net.bridge,
+            &host_veth,
+            &sb.netns,
+            &addr,
+            self.cfg.veth_rps,
+        )
+        .await
+        {
             if let Some(i) = self
                 .state
                 .lock()

@@ -126,13 +126,16 @@ pub struct EndpointAddr {
 }
 
 /// veth pair `host_veth` (on `bridge`) and its peer moved into `netns` as
-/// `addr.ifname`, configured there. On error nothing is left behind.
+/// `addr.ifname`, configured there. With `rps`, the host end's receive
+/// queues get RPS over all online CPUs (`--veth-rps`, see
+/// docs/networking.md "Throughput"). On error nothing is left behind.
 pub async fn create_endpoint(
     h: &Handle,
     bridge: &str,
     host_veth: &str,
     netns: &Path,
     addr: &EndpointAddr,
+    rps: bool,
 ) -> Result<()> {
     let peer = format!("{host_veth}p");
     h.link()
@@ -167,6 +170,9 @@ pub async fn create_endpoint(
             &format!("/sys/class/net/{host_veth}/brport/hairpin_mode"),
             "1",
         );
+        if rps {
+            set_rps(host_veth);
+        }
         let ns = std::fs::File::open(netns)
             .map_err(|e| Error::Internal(format!("open {}: {e}", netns.display())))?;
         use std::os::fd::AsRawFd;
@@ -194,6 +200,61 @@ pub async fn create_endpoint(
         let _ = delete_link(h, host_veth).await;
     }
     result
+}
+
+/// The CPU mask of `/sys/devices/system/cpu/online` (`0-3,6`) as sysfs
+/// `rps_cpus` wants it: hex, 32-bit groups separated by commas, highest
+/// first (`4f`; `1,00000000` for CPU 32 alone).
+pub fn cpu_mask(online: &str) -> Option<String> {
+    let mut words: Vec<u32> = Vec::new();
+    for part in online.trim().split(',').filter(|p| !p.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?),
+            None => {
+                let c = part.parse::<usize>().ok()?;
+                (c, c)
+            }
+        };
+        if lo > hi || hi >= 8192 {
+            return None;
+        }
+        for cpu in lo..=hi {
+            if words.len() <= cpu / 32 {
+                words.resize(cpu / 32 + 1, 0);
+            }
+            words[cpu / 32] |= 1 << (cpu % 32);
+        }
+    }
+    let (last, rest) = words.split_last()?;
+    let mut s = format!("{last:x}");
+    for w in rest.iter().rev() {
+        s.push_str(&format!(",{w:08x}"));
+    }
+    Some(s)
+}
+
+/// RPS on every receive queue of a host-side veth: what the container
+/// sends is then received (bridge, conntrack, the host's TCP) on a CPU
+/// chosen by flow hash instead of always on the sending CPU. Best effort.
+fn set_rps(host_veth: &str) {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let Some(mask) = cpu_mask(&online) else {
+        tracing::warn!("cannot parse the online CPUs {online:?}; no RPS on {host_veth}");
+        return;
+    };
+    let dir = format!("/sys/class/net/{host_veth}/queues");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        tracing::warn!("cannot list {dir}; no RPS on {host_veth}");
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("rx-") {
+            write_sysctl(
+                &format!("{dir}/{}/rps_cpus", e.file_name().to_string_lossy()),
+                &mask,
+            );
+        }
+    }
 }
 
 /// Bring up `lo` in a namespace.
@@ -290,4 +351,21 @@ async fn configure_peer(peer: &str, a: &EndpointAddr) -> Result<()> {
             .map_err(|e| nl(&format!("default route via {gw}"), e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_mask;
+
+    #[test]
+    fn cpu_masks() {
+        assert_eq!(cpu_mask("0-1\n").as_deref(), Some("3"));
+        assert_eq!(cpu_mask("0").as_deref(), Some("1"));
+        assert_eq!(cpu_mask("0-3,6").as_deref(), Some("4f"));
+        assert_eq!(cpu_mask("32").as_deref(), Some("1,00000000"));
+        assert_eq!(cpu_mask("0-39").as_deref(), Some("ff,ffffffff"));
+        assert_eq!(cpu_mask("").as_deref(), None);
+        assert_eq!(cpu_mask("x").as_deref(), None);
+        assert_eq!(cpu_mask("3-1").as_deref(), None);
+    }
 }
