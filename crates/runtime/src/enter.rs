@@ -656,19 +656,18 @@ pub fn spawn(
     keep.extend(console);
     keep.sort_unstable();
     let ns: Vec<(RawFd, libc::c_int)> = ns_fds.iter().map(|(f, k)| (f.as_raw_fd(), *k)).collect();
-    // The children share our memory (vfork-style: no page tables to copy)
-    // and run on stacks of their own; we are suspended until the process
-    // has exec'd or both have exited.
-    let mut stacks = vec![0u8; 2 * CHILD_STACK];
-    let base = stacks.as_mut_ptr();
-    // SAFETY: both offsets stay inside `stacks`; stacks grow down from the
-    // (16-byte aligned) top of each half.
-    let (top1, top2) = unsafe {
-        let align = |p: *mut u8| p.sub(p as usize % 16);
-        (
-            align(base.add(CHILD_STACK)),
-            align(base.add(2 * CHILD_STACK)),
-        )
+    // The intermediate child shares our memory (vfork-style: no page
+    // tables to copy) and runs on a stack of its own; we are suspended until
+    // it exits. It stays in our pid namespace, where no container process
+    // can see it. The process itself gets a copy (a plain fork): it is
+    // visible in the container until it execs, and a container process
+    // allowed to ptrace it must not reach the shim's live memory.
+    let mut stack = vec![0u8; CHILD_STACK];
+    // SAFETY: the offset stays inside `stack`, which grows down from its
+    // (16-byte aligned) top.
+    let top = unsafe {
+        let p = stack.as_mut_ptr().add(CHILD_STACK);
+        p.sub(p as usize % 16)
     };
     let child = Child {
         target,
@@ -680,7 +679,6 @@ pub fn spawn(
         ns: &ns,
         argv: &argv,
         envp: &envp,
-        process_stack: top2.cast(),
     };
     // SAFETY: all signals are blocked around the clone so that none of our
     // handlers runs on a child's stack before it resets them; the child
@@ -693,7 +691,7 @@ pub fn spawn(
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let pid = libc::clone(
             intermediate_entry,
-            top1.cast(),
+            top.cast(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             (&child as *const Child).cast_mut().cast(),
         );
@@ -703,7 +701,7 @@ pub fn spawn(
     if pid < 0 {
         return Err(fail(format!("clone: {}", std::io::Error::last_os_error())));
     }
-    drop(stacks);
+    drop(stack);
     drop(status_w);
     drop(ns_fds);
     let mut buf = Vec::new();
@@ -795,22 +793,15 @@ struct Child<'a> {
     ns: &'a [(RawFd, libc::c_int)],
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
-    /// Top of the process's stack (its clone shares our memory).
-    process_stack: *mut libc::c_void,
 }
 
-/// Stack of each vfork-style child.
+/// Stack of the vfork-style intermediate child.
 const CHILD_STACK: usize = 256 * 1024;
 
 extern "C" fn intermediate_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the parent's `Child`, alive until we are done
     // (CLONE_VFORK).
     unsafe { (*(arg as *const Child)).intermediate() }
-}
-
-extern "C" fn process_entry(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: as in intermediate_entry.
-    unsafe { (*(arg as *const Child)).process() }
 }
 
 fn errno() -> i32 {
@@ -912,16 +903,21 @@ impl Child<'_> {
                     self.die(ST_SETNS, errno());
                 }
             }
-            // The process: a child of our parent, in the pid namespace; we
-            // resume once it has exec'd (or died).
-            let pid = libc::clone(
-                process_entry,
-                self.process_stack,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT | libc::SIGCHLD,
-                (self as *const Child).cast_mut().cast(),
+            // The process: a child of our parent, in the pid namespace, with
+            // a copy of the memory (see `spawn`).
+            let pid = libc::syscall(
+                libc::SYS_clone,
+                (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
             );
             if pid < 0 {
                 self.die(ST_CLONE, errno());
+            }
+            if pid == 0 {
+                self.process();
             }
             let p = (pid as i32).to_ne_bytes();
             let rec = [b'P', p[0], p[1], p[2], p[3]];
