@@ -15,14 +15,19 @@
 # berthd and dockerd. dockerd is restarted here with --iptables=true so that
 # its published ports work; its iptables chains are removed afterwards and
 # the FORWARD policy restored. NET_SIZE_MB (default 1024) sets the size of
-# the downloaded file. Traffic stays on loopback and our own bridges.
+# the downloaded file, NET_TRIES (default 5) the rounds over the five paths
+# (best and median are reported, with the CPU time per GiB), NET_CONNECT=0
+# skips part 2. BERTHD_EXTRA_ARGS=--veth-rps measures berthd with RPS on its
+# veths (docs/networking.md, "Throughput"). Traffic stays on loopback and
+# our own bridges.
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SIZE_MB=${NET_SIZE_MB:-1024}
-TRIES=${NET_TRIES:-3}
+TRIES=${NET_TRIES:-5}
+CONNECT=${NET_CONNECT:-1}
 NCONN=50
 DBIP=10.213.76.1/24
 FWD_BEFORE=$(iptables -S FORWARD 2>/dev/null | awk '/^-P FORWARD/ {print $3}')
@@ -62,14 +67,18 @@ for _ in $(seq 1 100); do "$DOCKER_CLI" -H "$DSOCK" version >/dev/null 2>&1 && b
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",0)); print(s.getsockname()[1])'; }
 
-# Best of $TRIES downloads, in MB/s.
-speed() { # url
-    local best=0 s i
-    for i in $(seq 1 "$TRIES"); do
-        s=$(curl -s -o /dev/null -m 120 -w '%{speed_download}' "$1" || echo 0)
-        best=$(awk -v a="$best" -v b="$s" 'BEGIN { print (b > a) ? b : a }')
-    done
-    awk -v b="$best" 'BEGIN { printf "%.0f", b / 1e6 }'
+# One download: "MB/s CPU-s/GiB". The CPU cost is the whole machine's busy
+# time (/proc/stat: not idle, not iowait) during the transfer per GiB moved:
+# it does not depend on how the two ends were scheduled, but counts any
+# other load too (run on an otherwise idle machine).
+busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+one() { # url
+    local b0 b1 out
+    b0=$(busy_jiffies)
+    out=$(curl -s -o /dev/null -m 120 -w '%{speed_download} %{size_download}' "$1" || echo "0 0")
+    b1=$(busy_jiffies)
+    awk -v o="$out" -v j=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        split(o, f, " "); printf "%.0f %.3f\n", f[1] / 1e6, (f[2] > 0) ? j / hz / (f[2] / 1073741824) : 0 }'
 }
 
 SCRIPT="mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count=$SIZE_MB 2>/dev/null && exec httpd -f -p 80 -h /www"
@@ -80,29 +89,47 @@ HP=$(free_port)
 busybox httpd -f -p "127.0.0.1:$HP" -h "$T/www" &
 HOST_HTTPD_PID=$!
 sleep 0.5
-LOOP=$(speed "http://127.0.0.1:$HP/big")
 
 log "berth published port"
 BP=$(free_port)
 "$BERTH" -H "$BSOCK" run -d --name netb -p "$BP:80" "$IMAGE" sh -c "$SCRIPT" >/dev/null
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$BP/" && break; sleep 0.2; done
 BGW=$("$BERTH" -H "$BSOCK" inspect -f '{{.NetworkSettings.Gateway}}' netb)
-BERTH_LO=$(speed "http://127.0.0.1:$BP/big")
-BERTH_GW=$(speed "http://$BGW:$BP/big")
 
 log "docker published port"
 DP=$(free_port)
 "$DOCKER_CLI" -H "$DSOCK" run -d --name netd -p "$DP:80" "$IMAGE" sh -c "$SCRIPT" >/dev/null
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$DP/" && break; sleep 0.2; done
 DGW=$("$DOCKER_CLI" -H "$DSOCK" inspect -f '{{.NetworkSettings.Gateway}}' netd)
-DOCKER_LO=$(speed "http://127.0.0.1:$DP/big")
-DOCKER_GW=$(speed "http://$DGW:$DP/big")
 
+# The five paths take turns, $TRIES rounds, so that a change of load on the
+# machine (two cores, shared) hits all of them alike.
+PATHS=(loop berth_lo berth_gw docker_lo docker_gw)
+declare -A URL=([loop]="http://127.0.0.1:$HP/big" [berth_lo]="http://127.0.0.1:$BP/big"
+    [berth_gw]="http://$BGW:$BP/big" [docker_lo]="http://127.0.0.1:$DP/big"
+    [docker_gw]="http://$DGW:$DP/big")
+declare -A MBS COST
+log "throughput: $TRIES rounds of ${SIZE_MB} MiB over ${#PATHS[@]} paths"
+for _ in $(seq 1 "$TRIES"); do
+    for p in "${PATHS[@]}"; do
+        read -r m c < <(one "${URL[$p]}")
+        MBS[$p]="${MBS[$p]:-} $m"
+        COST[$p]="${COST[$p]:-} $c"
+    done
+done
+best() { tr ' ' '\n' <<<"$1" | grep . | sort -g | tail -1; }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
+row() { # label path
+    local p=$2
+    printf '| %s | %s MB/s | %s | %s MB/s | %s | %.2f |\n' "$1" "$(best "${MBS[$p]}")" \
+        "$(pct "$(best "${MBS[$p]}")" "$(best "${MBS[loop]}")")" "$(median "${MBS[$p]}")" \
+        "$(pct "$(median "${MBS[$p]}")" "$(median "${MBS[loop]}")")" "$(median "${COST[$p]}")"
+}
 
-log "connecting $NCONN containers to one network"
 connect_time() { # sock engine
     local sock=$1 i start end
+    log "connecting $NCONN containers to one network ($sock)"
     "$DOCKER_CLI" -H "$sock" network create benchnet >/dev/null
     for i in $(seq 1 "$NCONN"); do
         "$DOCKER_CLI" -H "$sock" run -d --name "c$i" "$IMAGE" sleep 100000 >/dev/null
@@ -118,17 +145,24 @@ connect_time() { # sock engine
     "$DOCKER_CLI" -H "$sock" network rm benchnet >/dev/null
     awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }'
 }
-BCONN=$(connect_time "$BSOCK")
-DCONN=$(connect_time "$DSOCK")
+if [ "$CONNECT" = 1 ]; then
+    BCONN=$(connect_time "$BSOCK")
+    DCONN=$(connect_time "$DSOCK")
+fi
 
 table=$(cat <<EOF
-| path (${SIZE_MB} MiB HTTP download, best of $TRIES) | throughput | vs host loopback |
-|---|---|---|
-| host loopback (busybox httpd on the host) | $LOOP MB/s | 100% |
-| berth published port via 127.0.0.1 (DNAT) | $BERTH_LO MB/s | $(pct "$BERTH_LO" "$LOOP") |
-| berth published port via bridge gateway $BGW (DNAT) | $BERTH_GW MB/s | $(pct "$BERTH_GW" "$LOOP") |
-| Docker published port via 127.0.0.1 (docker-proxy) | $DOCKER_LO MB/s | $(pct "$DOCKER_LO" "$LOOP") |
-| Docker published port via bridge gateway $DGW (DNAT) | $DOCKER_GW MB/s | $(pct "$DOCKER_GW" "$LOOP") |
+| path (${SIZE_MB} MiB HTTP download, $TRIES rounds${BERTHD_EXTRA_ARGS:+, berthd $BERTHD_EXTRA_ARGS}) | best | vs loopback | median | vs loopback | CPU s/GiB (median) |
+|---|---|---|---|---|---|
+$(row "host loopback (busybox httpd on the host)" loop)
+$(row "berth published port via 127.0.0.1 (DNAT)" berth_lo)
+$(row "berth published port via bridge gateway $BGW (DNAT)" berth_gw)
+$(row "Docker published port via 127.0.0.1 (docker-proxy)" docker_lo)
+$(row "Docker published port via bridge gateway $DGW (DNAT)" docker_gw)
+
+EOF
+)
+if [ "$CONNECT" = 1 ]; then
+    table+=$'\n'$(cat <<EOF
 
 | $NCONN x \`docker network connect\` (running containers, docker CLI) | total | per container |
 |---|---|---|
@@ -136,6 +170,7 @@ table=$(cat <<EOF
 | dockerd 20.10 | ${DCONN} s | $(awk -v t="$DCONN" -v n="$NCONN" 'BEGIN { printf "%.1f ms", 1000 * t / n }') |
 EOF
 )
+fi
 echo "$table"
 if [ -n "$DOCS" ]; then
     printf '\n%s\n' "$table" >>"$DOCS"
