@@ -167,6 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let opts = CreateOptions {
                 pid_file,
                 console_socket,
+                ..Default::default()
             };
             rt.create(&id, &bundle, &opts)?;
         }
@@ -193,6 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let opts = CreateOptions {
                 pid_file,
                 console_socket,
+                ..Default::default()
             };
             return Ok(rt.run(&id, &bundle, &opts, detach)?);
         }

@@ -433,6 +433,7 @@ fn setup(cfg: &ShimConfig, runner: &Runner, spec: &SpecInfo, mounted: &mut usize
             let opts = berth_runtime::CreateOptions {
                 pid_file: Some(pid_file),
                 console_socket: console_path.clone(),
+                seccomp_cache: Some(cfg.runtime_root.join(".seccomp")),
             };
             let stdio = berth_runtime::Stdio {
                 stdin: stdin_child,

@@ -257,6 +257,16 @@ fn security_options() {
         ),
         "1\n"
     );
+    // With no-new-privileges the default filter still applies (loaded after
+    // the capabilities are dropped) and the capabilities are Docker's.
+    assert_eq!(
+        sh(
+            &d,
+            &["--security-opt", "no-new-privileges"],
+            "grep -E '^(Seccomp|CapEff|CapBnd):' /proc/self/status | cut -f2; unshare -U true 2>/dev/null || echo blocked"
+        ),
+        "00000000a80425fb\n00000000a80425fb\n2\nblocked\n"
+    );
 
     // --read-only.
     let out = sh(

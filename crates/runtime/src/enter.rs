@@ -62,7 +62,8 @@ pub struct Target {
 }
 
 /// A compiled seccomp filter.
-struct Filter {
+#[derive(Clone)]
+pub(crate) struct Filter {
     prog: Vec<libc::sock_filter>,
     flags: libc::c_ulong,
 }
@@ -110,10 +111,7 @@ impl Target {
             Some(s) if !s.is_null() => Some(cached_seccomp(s, cache)?),
             _ => None,
         };
-        let cap_last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(40);
+        let cap_last = cap_last();
         Ok(Target {
             init_pid,
             namespaces,
@@ -184,7 +182,7 @@ fn cgroup_procs(pid: i32) -> Result<Vec<CString>, Unsupported> {
 
 /// `compile_seccomp` through the cache directory (root-only; entries
 /// written atomically and checked for shape when read).
-fn cached_seccomp(s: &Value, cache: Option<&Path>) -> Result<Filter, Unsupported> {
+pub(crate) fn cached_seccomp(s: &Value, cache: Option<&Path>) -> Result<Filter, Unsupported> {
     use sha2::Digest;
     let Some(dir) = cache else {
         return compile_seccomp(s);
@@ -377,13 +375,34 @@ pub struct Plan {
     console_size: Option<libc::winsize>,
 }
 
-#[derive(Default, Clone, Copy)]
-struct Caps {
-    bounding: u64,
-    effective: u64,
-    permitted: u64,
-    inheritable: u64,
-    ambient: u64,
+#[derive(Default, Clone, Copy, Debug)]
+pub(crate) struct Caps {
+    pub(crate) bounding: u64,
+    pub(crate) effective: u64,
+    pub(crate) permitted: u64,
+    pub(crate) inheritable: u64,
+    pub(crate) ambient: u64,
+}
+
+impl Caps {
+    /// From an OCI `process.capabilities` object.
+    pub(crate) fn from_value(caps: &Value) -> Result<Caps, Unsupported> {
+        Ok(Caps {
+            bounding: cap_mask(&caps["bounding"])?,
+            effective: cap_mask(&caps["effective"])?,
+            permitted: cap_mask(&caps["permitted"])?,
+            inheritable: cap_mask(&caps["inheritable"])?,
+            ambient: cap_mask(&caps["ambient"])?,
+        })
+    }
+}
+
+/// The highest capability this kernel knows.
+pub(crate) fn cap_last() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
 }
 
 const CAP_NAMES: [&str; 41] = [
@@ -430,7 +449,7 @@ const CAP_NAMES: [&str; 41] = [
     "CHECKPOINT_RESTORE",
 ];
 
-fn cap_mask(v: &Value) -> Result<u64, Unsupported> {
+pub(crate) fn cap_mask(v: &Value) -> Result<u64, Unsupported> {
     let mut m = 0u64;
     for c in v.as_array().into_iter().flatten() {
         let name = c.as_str().unwrap_or("");
@@ -548,13 +567,7 @@ impl Plan {
                 .filter_map(|g| g.as_u64().map(|g| g as libc::gid_t))
                 .collect(),
             umask: user["umask"].as_u64().map(|m| m as libc::mode_t),
-            caps: Caps {
-                bounding: cap_mask(&caps["bounding"])?,
-                effective: cap_mask(&caps["effective"])?,
-                permitted: cap_mask(&caps["permitted"])?,
-                inheritable: cap_mask(&caps["inheritable"])?,
-                ambient: cap_mask(&caps["ambient"])?,
-            },
+            caps: Caps::from_value(caps)?,
             rlimits,
             no_new_privs: p["noNewPrivileges"].as_bool().unwrap_or(false),
             oom_score_adj: p["oomScoreAdj"]
@@ -965,13 +978,8 @@ impl Child<'_> {
             if !plan.no_new_privs {
                 self.seccomp();
             }
-            for cap in 0..=self.target.cap_last.min(63) {
-                if plan.caps.bounding & (1 << cap) == 0
-                    && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
-                    && errno() != libc::EINVAL
-                {
-                    self.die(ST_CAPS, errno());
-                }
+            if let Err(e) = drop_bounding(plan.caps.bounding, self.target.cap_last) {
+                self.die(ST_CAPS, e);
             }
             libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0);
             if libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) != 0
@@ -984,39 +992,8 @@ impl Child<'_> {
             if !cwd_ok && libc::chdir(plan.cwd.as_ptr()) != 0 {
                 self.die(ST_CHDIR, errno());
             }
-            let c = plan.caps;
-            let header = CapHeader {
-                version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-                pid: 0,
-            };
-            let data = [
-                CapData {
-                    effective: c.effective as u32,
-                    permitted: c.permitted as u32,
-                    inheritable: c.inheritable as u32,
-                },
-                CapData {
-                    effective: (c.effective >> 32) as u32,
-                    permitted: (c.permitted >> 32) as u32,
-                    inheritable: (c.inheritable >> 32) as u32,
-                },
-            ];
-            if libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) != 0 {
-                self.die(ST_CAPS, errno());
-            }
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                0,
-                0,
-                0,
-            );
-            for cap in 0..64u64 {
-                if c.ambient & (1 << cap) != 0
-                    && libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0
-                {
-                    self.die(ST_CAPS, errno());
-                }
+            if let Err(e) = set_caps(&plan.caps) {
+                self.die(ST_CAPS, e);
             }
             if plan.no_new_privs {
                 if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
@@ -1042,25 +1019,11 @@ impl Child<'_> {
     }
 
     unsafe fn seccomp(&self) {
-        let Some(f) = &self.target.seccomp else {
-            return;
-        };
-        let prog = libc::sock_fprog {
-            len: f.prog.len() as u16,
-            filter: f.prog.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: prog points at the filter prepared before the fork.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                1 as libc::c_ulong, // SECCOMP_SET_MODE_FILTER
-                f.flags,
-                &prog as *const libc::sock_fprog,
-            )
-        };
-        if r != 0 {
-            // SAFETY: as in `die`.
-            unsafe { self.die(ST_SECCOMP, errno()) }
+        if let Some(f) = &self.target.seccomp {
+            if let Err(e) = load_filter(f) {
+                // SAFETY: as in `die`.
+                unsafe { self.die(ST_SECCOMP, e) }
+            }
         }
     }
 
@@ -1115,6 +1078,85 @@ impl Child<'_> {
             libc::close(console);
         }
     }
+}
+
+/// Drop every capability not in `bounding` from the bounding set. Raw
+/// system calls only (safe after a fork of a threaded process).
+pub(crate) fn drop_bounding(bounding: u64, cap_last: u32) -> Result<(), i32> {
+    for cap in 0..=cap_last.min(63) {
+        // SAFETY: prctl with integer arguments.
+        if bounding & (1 << cap) == 0
+            && unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0
+            && errno() != libc::EINVAL
+        {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+/// Effective, permitted and inheritable sets, then the ambient ones. Raw
+/// system calls only.
+pub(crate) fn set_caps(c: &Caps) -> Result<(), i32> {
+    let header = CapHeader {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: c.effective as u32,
+            permitted: c.permitted as u32,
+            inheritable: c.inheritable as u32,
+        },
+        CapData {
+            effective: (c.effective >> 32) as u32,
+            permitted: (c.permitted >> 32) as u32,
+            inheritable: (c.inheritable >> 32) as u32,
+        },
+    ];
+    // SAFETY: capset reads the header and two data structs from our stack;
+    // prctl takes integers.
+    unsafe {
+        if libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) != 0 {
+            return Err(errno());
+        }
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
+        for cap in 0..64u64 {
+            if c.ambient & (1 << cap) != 0
+                && libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0
+            {
+                return Err(errno());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Attach `f` to the calling thread. Raw system calls only.
+pub(crate) fn load_filter(f: &Filter) -> Result<(), i32> {
+    let prog = libc::sock_fprog {
+        len: f.prog.len() as u16,
+        filter: f.prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: prog points at the filter's instructions, alive for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            1 as libc::c_ulong, // SECCOMP_SET_MODE_FILTER
+            f.flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r != 0 {
+        return Err(errno());
+    }
+    Ok(())
 }
 
 #[repr(C)]

@@ -17,6 +17,7 @@ use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 pub mod enter;
+mod init_filter;
 pub mod spec;
 
 pub use spec::default_spec;
@@ -80,6 +81,11 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// Take a root container's seccomp filter from this cache and load it
+    /// in init's executor instead of libcontainer compiling it
+    /// (`init_filter`; for the shim: it briefly rewrites the bundle's
+    /// config.json).
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// The container's stdio for [`Runtime::create_with_stdio`]; `None` means
@@ -209,13 +215,25 @@ impl Runtime {
             .with_console_socket(opts.console_socket.clone())
             .validate_id()
             .map_err(lc(ctx.clone()))?;
-        let mut c = builder
+        let prepared = opts
+            .seccomp_cache
+            .as_deref()
+            .and_then(|cache| init_filter::Prepared::new(&bundle, cache));
+        let builder = match &prepared {
+            Some(p) => builder.with_executor(p.executor.clone()),
+            None => builder,
+        };
+        let built = builder
             .as_init(&bundle)
             .with_systemd(false)
             .as_sibling(false)
             .with_detach(detach)
-            .build()
-            .map_err(lc(ctx))?;
+            .build();
+        if let Some(p) = &prepared {
+            p.restore()
+                .map_err(io(format!("restore {}/config.json", bundle.display())))?;
+        }
+        let mut c = built.map_err(lc(ctx))?;
         if let Err(e) = disable_oom_killer_if_asked(&bundle) {
             let _ = c.delete(true);
             return Err(e);
