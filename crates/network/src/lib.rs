@@ -204,8 +204,53 @@ pub struct NetworkManager {
     cfg: Config,
     state: Mutex<State>,
     ports: ports::Ports,
-    /// Serializes changes to links and the ruleset.
-    op: tokio::sync::Mutex<()>,
+    /// Network create/remove and connect/disconnect exclude everything
+    /// else (write); container sandboxes are set up and torn down in
+    /// parallel (read), each under its container's lock.
+    op: tokio::sync::RwLock<()>,
+    /// Per-container sandbox locks (entries dropped when unused).
+    sandbox_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Ruleset rebuilds: snapshot and apply as one step, so a rebuild from
+    /// an older snapshot never lands after a newer one.
+    fw: Mutex<()>,
+}
+
+/// A container's sandbox lock, held across its setup or teardown.
+struct SandboxGuard<'a> {
+    nm: &'a NetworkManager,
+    cid: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl<'a> SandboxGuard<'a> {
+    async fn lock(nm: &'a NetworkManager, cid: &str) -> SandboxGuard<'a> {
+        let lock = nm
+            .sandbox_locks
+            .lock()
+            .unwrap()
+            .entry(cid.to_string())
+            .or_default()
+            .clone();
+        let guard = Some(lock.clone().lock_owned().await);
+        SandboxGuard {
+            nm,
+            cid: cid.to_string(),
+            lock,
+            guard,
+        }
+    }
+}
+
+impl Drop for SandboxGuard<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        let mut m = self.nm.sandbox_locks.lock().unwrap();
+        // Only the map and we hold it: nobody waits.
+        if Arc::strong_count(&self.lock) == 2 {
+            m.remove(&self.cid);
+        }
+    }
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -340,7 +385,9 @@ impl NetworkManager {
                 dns_tasks: HashMap::new(),
             }),
             ports: ports::Ports::default(),
-            op: tokio::sync::Mutex::new(()),
+            op: tokio::sync::RwLock::new(()),
+            sandbox_locks: Mutex::new(HashMap::new()),
+            fw: Mutex::new(()),
         });
         nm.init_builtin()?;
         // Addresses and ports of sandboxes that survived a restart.
@@ -474,6 +521,7 @@ impl NetworkManager {
         if !self.cfg.iptables {
             return Ok(());
         }
+        let _fw = self.fw.lock().unwrap_or_else(|e| e.into_inner());
         let (nets, ports) = {
             let st = self.state.lock().unwrap();
             let nets: Vec<firewall::FwNetwork> = st
@@ -546,7 +594,7 @@ impl NetworkManager {
 
     /// `POST /networks/create`.
     pub async fn create_network(&self, req: CreateRequest) -> Result<String> {
-        let _op = self.op.lock().await;
+        let _op = self.op.write().await;
         let driver = if req.driver.is_empty() {
             "bridge".to_string()
         } else {
@@ -724,7 +772,7 @@ impl NetworkManager {
     /// `DELETE /networks/{id}`; `in_use` lists containers configured to use
     /// it (the engine knows stopped ones too).
     pub async fn remove_network(&self, key: &str, in_use: bool) -> Result<()> {
-        let _op = self.op.lock().await;
+        let _op = self.op.write().await;
         let n = self.resolve(key)?;
         if n.is_builtin() {
             return Err(Error::Forbidden(format!(
@@ -788,7 +836,8 @@ impl NetworkManager {
             let _ = s;
             self.teardown(&cid).await?;
         }
-        let _op = self.op.lock().await;
+        let _op = self.op.read().await;
+        let _sb = SandboxGuard::lock(self, &cid).await;
         let netns = self.netns_path(&cid);
         let _ = berth_sys::netns::remove(&netns);
         berth_sys::netns::create(&netns)
@@ -972,7 +1021,8 @@ impl NetworkManager {
     /// Undo [`setup`]: endpoints, addresses, ports, rules, DNS, namespace.
     /// Missing pieces are fine (idempotent).
     pub async fn teardown(&self, cid: &str) -> Result<()> {
-        let _op = self.op.lock().await;
+        let _op = self.op.read().await;
+        let _sb = SandboxGuard::lock(self, cid).await;
         let sb = {
             let mut st = self.state.lock().unwrap();
             if let Some(t) = st.dns_tasks.remove(cid) {
@@ -1006,7 +1056,7 @@ impl NetworkManager {
 
     /// Connect a running container's sandbox to one more network.
     pub async fn connect(self: &Arc<Self>, cid: &str, req: EndpointRequest) -> Result<Endpoint> {
-        let _op = self.op.lock().await;
+        let _op = self.op.write().await;
         let Some(mut sb) = self.sandbox(cid) else {
             return Err(Error::Conflict(format!(
                 "container {cid} has no network namespace"
@@ -1036,7 +1086,7 @@ impl NetworkManager {
 
     /// Disconnect a running container from a network.
     pub async fn disconnect(&self, cid: &str, network_id: &str) -> Result<()> {
-        let _op = self.op.lock().await;
+        let _op = self.op.write().await;
         let Some(mut sb) = self.sandbox(cid) else {
             return Ok(());
         };
