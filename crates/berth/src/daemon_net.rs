@@ -32,9 +32,9 @@ pub struct NetArgs {
     #[arg(long = "default-address-pool")]
     pub default_address_pool: Vec<String>,
     /// Receive packet steering over all CPUs on the host end of each veth
-    /// (berth only; more bulk throughput, a few us more per round trip)
-    #[arg(long)]
-    pub veth_rps: bool,
+    /// (berth only, default true; --veth-rps=false leaves veths as dockerd does)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub veth_rps: Option<bool>,
 }
 
 /// daemon.json `default-address-pools` entry.
@@ -109,6 +109,6 @@ pub fn network_config(
         iptables: args.iptables.or(file.iptables).unwrap_or(true),
         ip_forward: args.ip_forward.or(file.ip_forward).unwrap_or(true),
         default_pools: pools,
-        veth_rps: args.veth_rps,
+        veth_rps: args.veth_rps.unwrap_or(true),
     })
 }

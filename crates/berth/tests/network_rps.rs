@@ -1,8 +1,9 @@
-//! `berthd --veth-rps` (berth only; docs/networking.md, "Throughput"):
-//! the host end of each container veth gets RPS over all online CPUs, the
-//! container keeps Docker's interface (eth0, MTU 1500) and published ports
-//! still answer. Without the flag the veth is left as dockerd leaves it.
-//! Private daemons, bridges and tables, removed by the Daemon guard.
+//! `berthd --veth-rps` (berth only, on by default; docs/networking.md,
+//! "Throughput"): the host end of each container veth gets RPS over all
+//! online CPUs, the container keeps Docker's interface (eth0, MTU 1500) and
+//! published ports still answer. With `--veth-rps=false` the veth is left
+//! as dockerd leaves it. Private daemons, bridges and tables, removed by
+//! the Daemon guard.
 
 mod common;
 
@@ -84,13 +85,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// NET-02, NET-17: RPS on the host veth with --veth-rps, none without;
-/// eth0 keeps MTU 1500 and the published port answers from 127.0.0.1.
+/// NET-02, NET-17: RPS on the host veth by default, none with
+/// --veth-rps=false; eth0 keeps MTU 1500 and the published port answers
+/// from 127.0.0.1.
 #[test]
-fn veth_rps_flag_sets_rps_on_the_host_end_only() {
+fn veth_rps_is_set_on_the_host_end_only() {
     require_root!();
     let port = free_port();
-    let d = Daemon::start_with("net-rps", &["--veth-rps"]);
+    let d = Daemon::start("net-rps");
     ok(
         &d,
         &[
@@ -133,12 +135,12 @@ fn veth_rps_flag_sets_rps_on_the_host_end_only() {
     ok(&d, &["rm", "-f", "web"]);
     drop(d);
 
-    // Default: dockerd's behaviour, no RPS.
-    let d = Daemon::start("net-norps");
+    // Off: dockerd's behaviour, no RPS.
+    let d = Daemon::start_with("net-norps", &["--veth-rps=false"]);
     ok(&d, &["run", "-d", "--name", "plain", IMAGE, "sleep", "300"]);
     let veth = host_veth(&d, "plain");
     for m in rps_masks(&veth) {
-        assert_eq!(mask_bits(&m), 0, "rps_cpus of {veth} is {m:?} by default");
+        assert_eq!(mask_bits(&m), 0, "rps_cpus of {veth} is {m:?} when off");
     }
     ok(&d, &["rm", "-f", "plain"]);
 }

@@ -73,7 +73,7 @@ pub struct Config {
     pub iptables: bool,
     pub ip_forward: bool,
     pub default_pools: Vec<Pool>,
-    /// `--veth-rps` (berth only, off by default): RPS over all online CPUs
+    /// `--veth-rps` (berth only, on by default): RPS over all online CPUs
     /// on the host end of every veth (docs/networking.md, "Throughput").
     pub veth_rps: bool,
     /// The nftables table berth owns (`ip <table>`).

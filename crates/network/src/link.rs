@@ -127,7 +127,7 @@ pub struct EndpointAddr {
 
 /// veth pair `host_veth` (on `bridge`) and its peer moved into `netns` as
 /// `addr.ifname`, configured there. With `rps`, the host end's receive
-/// queues get RPS over all online CPUs (`--veth-rps`, see
+/// queues get RPS over all online CPUs (`--veth-rps`, on by default; see
 /// docs/networking.md "Throughput"). On error nothing is left behind.
 pub async fn create_endpoint(
     h: &Handle,
