@@ -200,6 +200,10 @@ struct State {
     dns_tasks: HashMap<String, tokio::task::JoinHandle<()>>,
 }
 
+/// How often berthd re-checks iptables' FORWARD policy (see
+/// `watch_forward_policy`).
+const FORWARD_POLICY_CHECK: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub struct NetworkManager {
     cfg: Config,
     state: Mutex<State>,
@@ -430,6 +434,7 @@ impl NetworkManager {
         }
         if nm.cfg.iptables {
             nm.apply_firewall()?;
+            nm.watch_forward_policy();
         } else {
             // --iptables=false: no ruleset at all, not even a stale one.
             let _ = firewall::delete_table(&nm.cfg.table);
@@ -554,6 +559,46 @@ impl NetworkManager {
             }
         }
         Ok(())
+    }
+
+    /// iptables' FORWARD policy can turn DROP at any time (a dockerd
+    /// started after berthd sets it): every berth container's forwarded
+    /// traffic (egress, other networks) would then be dropped until the next
+    /// ruleset rebuild. Re-check it every few seconds and add the accept
+    /// rules for every bridge network when it is DROP.
+    fn watch_forward_policy(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FORWARD_POLICY_CHECK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(nm) = me.upgrade() else { break };
+                let _ = tokio::task::spawn_blocking(move || nm.accept_forward_if_dropped()).await;
+            }
+        });
+    }
+
+    fn accept_forward_if_dropped(&self) {
+        // Under the firewall lock: a network removed meanwhile is either
+        // gone from the state here or loses its rules after this.
+        let _fw = self.fw.lock().unwrap_or_else(|e| e.into_inner());
+        if !firewall::forward_policy_drop() {
+            return;
+        }
+        let bridges: Vec<String> = self
+            .state
+            .lock()
+            .unwrap()
+            .networks
+            .values()
+            .filter(|n| n.driver == "bridge")
+            .map(|n| n.bridge.clone())
+            .collect();
+        for b in &bridges {
+            firewall::iptables_accept(b, true);
+        }
     }
 
     // ---------- networks ----------
