@@ -17,7 +17,9 @@
 # the FORWARD policy restored. NET_SIZE_MB (default 1024) sets the size of
 # the downloaded file, NET_TRIES (default 5) the rounds over the five paths
 # (best and median are reported, with the CPU time per GiB), NET_CONNECT=0
-# skips part 2. BERTHD_EXTRA_ARGS=--veth-rps measures berthd with RPS on its
+# skips part 2. Each download first waits up to NET_IDLE_WAIT (30) seconds
+# for a second with the machine 85% idle.
+# BERTHD_EXTRA_ARGS=--veth-rps=false measures berthd without RPS on its
 # veths (docs/networking.md, "Throughput"). Traffic stays on loopback and
 # our own bridges.
 set -euo pipefail
@@ -28,6 +30,7 @@ set -euo pipefail
 SIZE_MB=${NET_SIZE_MB:-1024}
 TRIES=${NET_TRIES:-5}
 CONNECT=${NET_CONNECT:-1}
+IDLE_WAIT=${NET_IDLE_WAIT:-30}
 NCONN=50
 DBIP=10.213.76.1/24
 FWD_BEFORE=$(iptables -S FORWARD 2>/dev/null | awk '/^-P FORWARD/ {print $3}')
@@ -72,8 +75,20 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",0)
 # it does not depend on how the two ends were scheduled, but counts any
 # other load too (run on an otherwise idle machine).
 busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# Percent of the machine idle over the last second.
+idle_pct() {
+    local a b
+    a=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%d", (y[2] > x[2]) ? 100 * (y[1] - x[1]) / (y[2] - x[2]) : 100 }'
+}
 one() { # url
-    local b0 b1 out
+    local b0 b1 out i
+    # On a shared machine, wait (up to NET_IDLE_WAIT s) for a quiet second.
+    for i in $(seq 1 "$IDLE_WAIT"); do
+        [ "$(idle_pct)" -ge 85 ] && break
+    done
     b0=$(busy_jiffies)
     out=$(curl -s -o /dev/null -m 120 -w '%{speed_download} %{size_download}' "$1" || echo "0 0")
     b1=$(busy_jiffies)
