@@ -1366,7 +1366,9 @@ impl ImageStore {
             e
         };
         let file = fs::File::create(&tmpf).ctx(|| format!("create {}", tmpf.display()))?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        // 4 chunks (1 MiB) in flight per layer: enough to decouple the two
+        // stages, little memory.
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
         let (extracted, received) = std::thread::scope(|sc| {
             let net = sc.spawn(move || receive_blob(stream, file, abort, tx));
             let mut cr = ChunkReader {

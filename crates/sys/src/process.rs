@@ -33,3 +33,17 @@ mod tests {
         assert!(!super::is_alive(0));
     }
 }
+
+/// Cap glibc's malloc arenas (one per thread by default, up to 8 per core):
+/// a daemon whose worker and blocking threads each keep an arena of freed
+/// buffers grows by megabytes for nothing. Call before threads start.
+pub fn limit_malloc_arenas(n: i32) {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; called from the
+    // single-threaded start of main.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, n);
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = n;
+}
