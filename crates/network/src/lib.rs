@@ -208,53 +208,13 @@ pub struct NetworkManager {
     cfg: Config,
     state: Mutex<State>,
     ports: ports::Ports,
-    /// Network create/remove and connect/disconnect exclude everything
-    /// else (write); container sandboxes are set up and torn down in
-    /// parallel (read), each under its container's lock.
+    /// Serializes changes to links (sandbox setup/teardown included: run in
+    /// parallel, 100 starts took 3.4-3.7 s instead of 2.6-2.8 s, the
+    /// kernel's RTNL and netns work contend).
     op: tokio::sync::RwLock<()>,
-    /// Per-container sandbox locks (entries dropped when unused).
-    sandbox_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Ruleset rebuilds: snapshot and apply as one step, so a rebuild from
     /// an older snapshot never lands after a newer one.
     fw: Mutex<()>,
-}
-
-/// A container's sandbox lock, held across its setup or teardown.
-struct SandboxGuard<'a> {
-    nm: &'a NetworkManager,
-    cid: String,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl<'a> SandboxGuard<'a> {
-    async fn lock(nm: &'a NetworkManager, cid: &str) -> SandboxGuard<'a> {
-        let lock = nm
-            .sandbox_locks
-            .lock()
-            .unwrap()
-            .entry(cid.to_string())
-            .or_default()
-            .clone();
-        let guard = Some(lock.clone().lock_owned().await);
-        SandboxGuard {
-            nm,
-            cid: cid.to_string(),
-            lock,
-            guard,
-        }
-    }
-}
-
-impl Drop for SandboxGuard<'_> {
-    fn drop(&mut self) {
-        self.guard.take();
-        let mut m = self.nm.sandbox_locks.lock().unwrap();
-        // Only the map and we hold it: nobody waits.
-        if Arc::strong_count(&self.lock) == 2 {
-            m.remove(&self.cid);
-        }
-    }
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -390,7 +350,6 @@ impl NetworkManager {
             }),
             ports: ports::Ports::default(),
             op: tokio::sync::RwLock::new(()),
-            sandbox_locks: Mutex::new(HashMap::new()),
             fw: Mutex::new(()),
         });
         nm.init_builtin()?;
@@ -881,8 +840,7 @@ impl NetworkManager {
             let _ = s;
             self.teardown(&cid).await?;
         }
-        let _op = self.op.read().await;
-        let _sb = SandboxGuard::lock(self, &cid).await;
+        let _op = self.op.write().await;
         let netns = self.netns_path(&cid);
         let _ = berth_sys::netns::remove(&netns);
         berth_sys::netns::create(&netns)
@@ -1066,8 +1024,7 @@ impl NetworkManager {
     /// Undo [`setup`]: endpoints, addresses, ports, rules, DNS, namespace.
     /// Missing pieces are fine (idempotent).
     pub async fn teardown(&self, cid: &str) -> Result<()> {
-        let _op = self.op.read().await;
-        let _sb = SandboxGuard::lock(self, cid).await;
+        let _op = self.op.write().await;
         let sb = {
             let mut st = self.state.lock().unwrap();
             if let Some(t) = st.dns_tasks.remove(cid) {
