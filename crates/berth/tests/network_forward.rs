@@ -108,7 +108,10 @@ fn forward_drop_policy_set_after_start_is_handled() {
     assert!(forward_rules().contains("-P FORWARD ACCEPT"));
 
     let d = Daemon::start("net-fwdpol");
-    ok(&d, &["run", "-d", "--name", "egress", IMAGE, "sleep", "300"]);
+    ok(
+        &d,
+        &["run", "-d", "--name", "egress", IMAGE, "sleep", "300"],
+    );
     let target = format!("{base}.2");
     let ping = || {
         d.docker(&["exec", "egress", "ping", "-c1", "-W1", &target])

@@ -94,7 +94,9 @@ pub(crate) fn maybe_gunzip<'a, R: Read + 'a>(r: R) -> io::Result<Box<dyn Read + 
     if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
         // bufread: inflate straight from our buffer (read:: would copy it
         // into a buffer of its own first).
-        Ok(Box::new(GzipErrors(flate2::bufread::MultiGzDecoder::new(br))))
+        Ok(Box::new(GzipErrors(flate2::bufread::MultiGzDecoder::new(
+            br,
+        ))))
     } else if head.len() >= 4 && head[..4] == [0x28, 0xb5, 0x2f, 0xfd] {
         // IMG-09: zstd layers (application/vnd.oci.image.layer.v1.tar+zstd).
         Ok(Box::new(ZstdErrors(
