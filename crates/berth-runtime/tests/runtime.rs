@@ -157,22 +157,10 @@ fn cgroup_files_and_lifecycle() {
     let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     for rt in runtimes() {
         let root = b.root_for(rt);
-        let cli = |args: &[&str]| {
-            let mut c = Command::new(rt);
-            c.arg("--root").arg(&root).args(args);
-            run_timeout(c, Duration::from_secs(30))
-        };
+        let cli = |args: &[&str]| b.cli(rt, args);
         let bundle = b.dir.to_str().unwrap().to_string();
         let pidfile = b.dir.join("pid").to_str().unwrap().to_string();
-        // The init inherits create's stdio: do not leave pipes to it.
-        let st = Command::new(rt)
-            .arg("--root")
-            .arg(&root)
-            .args(["create", "--bundle", &bundle, "--pid-file", &pidfile, &b.id])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
+        let st = b.create(rt, &["--pid-file", &pidfile]);
         assert!(st.success(), "{rt} create: {st}");
         let st: serde_json::Value = serde_json::from_str(&cli(&["state", &b.id]).stdout).unwrap();
         assert_eq!(st["status"], "created", "{rt}");
@@ -279,21 +267,8 @@ fn exec_process_matches_runc() {
         });
     });
     for rt in runtimes() {
-        let root = b.root_for(rt);
-        let cli = |args: &[&str]| {
-            let mut c = Command::new(rt);
-            c.arg("--root").arg(&root).args(args);
-            run_timeout(c, Duration::from_secs(30))
-        };
-        let bundle = b.dir.to_str().unwrap().to_string();
-        let st = Command::new(rt)
-            .arg("--root")
-            .arg(&root)
-            .args(["create", "--bundle", &bundle, &b.id])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
+        let cli = |args: &[&str]| b.cli(rt, args);
+        let st = b.create(rt, &[]);
         assert!(st.success(), "{rt} create: {st}");
         assert_eq!(cli(&["start", &b.id]).code, Some(0), "{rt} start");
         let mut process = b.config()["process"].clone();

@@ -14,17 +14,6 @@ fn run_d(d: &Daemon, args: &[&str]) -> String {
     stdout(&o).trim().to_string()
 }
 
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
-
 fn inspect_f(d: &Daemon, name: &str, f: &str) -> String {
     ok(&d.berth(&["inspect", "-f", f, name])).trim().to_string()
 }

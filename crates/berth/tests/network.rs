@@ -6,27 +6,18 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::net::TcpListener;
+use std::process::Command;
 use std::time::Duration;
 
-use common::{eventually, rand_u32, stderr, stdout, Daemon, IMAGE};
+use common::{
+    eventually, free_port, http_get, nft_table, rand_u32, run_quiet, stderr, stdout, veths_on,
+    Daemon, IMAGE,
+};
 
 /// The coexistence test flips the host's iptables FORWARD policy; the
 /// other tests of this file must not forward traffic meanwhile.
 static FORWARD_POLICY: std::sync::RwLock<()> = std::sync::RwLock::new(());
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let o = d.docker(args);
-    assert!(
-        o.status.success(),
-        "docker {args:?} failed: {}\n{}",
-        stderr(&o),
-        d.log()
-    );
-    stdout(&o).trim().to_string()
-}
 
 fn fails(d: &Daemon, args: &[&str]) -> String {
     let o = d.docker(args);
@@ -38,39 +29,11 @@ fn fails(d: &Daemon, args: &[&str]) -> String {
     stderr(&o)
 }
 
-/// A free TCP port on the host.
-fn free_port() -> u16 {
-    TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A /24 nobody else uses: 10.<150..199>.<r>.0.
 fn subnet() -> (String, String) {
     let r = rand_u32();
     let base = format!("10.{}.{}", 150 + r % 50, (r >> 8) % 256);
     (format!("{base}.0/24"), base)
-}
-
-fn http_get(addr: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(3)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 /// A network namespace acting as an outside client, linked to the host by
@@ -93,19 +56,17 @@ impl TestNetns {
             host_ip: format!("{base}.1"),
         };
         let peer = format!("bnp{:08x}", r);
-        assert!(ip(&["netns", "add", &name]));
-        assert!(ip(&[
-            "link", "add", &host_if, "type", "veth", "peer", "name", &peer
-        ]));
-        assert!(ip(&["link", "set", &peer, "netns", &name]));
-        assert!(ip(&[
-            "addr",
-            "add",
-            &format!("{base}.1/30"),
-            "dev",
-            &host_if
-        ]));
-        assert!(ip(&["link", "set", &host_if, "up"]));
+        assert!(run_quiet("ip", &["netns", "add", &name]));
+        assert!(run_quiet(
+            "ip",
+            &["link", "add", &host_if, "type", "veth", "peer", "name", &peer]
+        ));
+        assert!(run_quiet("ip", &["link", "set", &peer, "netns", &name]));
+        assert!(run_quiet(
+            "ip",
+            &["addr", "add", &format!("{base}.1/30"), "dev", &host_if]
+        ));
+        assert!(run_quiet("ip", &["link", "set", &host_if, "up"]));
         let (addr, gw) = (format!("{base}.2/30"), format!("{base}.1"));
         for cmd in [
             vec!["addr", "add", addr.as_str(), "dev", peer.as_str()],
@@ -115,7 +76,7 @@ impl TestNetns {
         ] {
             let mut a: Vec<&str> = vec!["netns", "exec", name.as_str(), "ip"];
             a.extend(cmd);
-            assert!(ip(&a), "{a:?}");
+            assert!(run_quiet("ip", &a), "{a:?}");
         }
         t
     }
@@ -139,8 +100,8 @@ impl TestNetns {
 
 impl Drop for TestNetns {
     fn drop(&mut self) {
-        ip(&["link", "del", &self.host_if]);
-        ip(&["netns", "del", &self.name]);
+        run_quiet("ip", &["link", "del", &self.host_if]);
+        run_quiet("ip", &["netns", "del", &self.name]);
     }
 }
 
@@ -153,23 +114,7 @@ fn httpd(d: &Daemon, name: &str, extra: &[&str]) {
         "-c",
         "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www",
     ]);
-    ok(d, &args);
-}
-
-fn nft_table(d: &Daemon) -> String {
-    let o = Command::new("nft")
-        .args(["list", "table", "ip", &format!("berth-{}", d.bridge)])
-        .output()
-        .unwrap();
-    stdout(&o)
-}
-
-fn veths_on(bridge: &str) -> String {
-    let o = Command::new("ip")
-        .args(["-o", "link", "show", "master", bridge])
-        .output()
-        .unwrap();
-    stdout(&o)
+    d.docker_ok(&args);
 }
 
 fn gateway(d: &Daemon) -> String {
@@ -186,21 +131,15 @@ fn published_port_answers_from_host_and_other_netns() {
     let d = Daemon::start("net-publish");
     let port = free_port();
     httpd(&d, "web", &["-p", &format!("{port}:80")]);
-    let id = ok(&d, &["inspect", "-f", "{{.Id}}", "web"]);
-    let ip_addr = ok(
-        &d,
-        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"],
-    );
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "web"]);
+    let ip_addr = d.docker_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]);
     assert!(
         ip_addr.starts_with(&d.bip[..d.bip.rfind('.').unwrap()]),
         "{ip_addr} not in {}",
         d.bip
     );
     assert_eq!(
-        ok(
-            &d,
-            &["inspect", "-f", "{{.NetworkSettings.MacAddress}}", "web"]
-        ),
+        d.docker_ok(&["inspect", "-f", "{{.NetworkSettings.MacAddress}}", "web"]),
         {
             let o: Vec<u8> = ip_addr.split('.').map(|x| x.parse().unwrap()).collect();
             format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
@@ -223,10 +162,7 @@ fn published_port_answers_from_host_and_other_netns() {
     assert!(o.status.success(), "{}", stdout(&o));
     // Hairpin: containers reach a published port through the host's
     // address, the publishing container itself included.
-    ok(
-        &d,
-        &["run", "-d", "--name", "client", IMAGE, "sleep", "300"],
-    );
+    d.docker_ok(&["run", "-d", "--name", "client", IMAGE, "sleep", "300"]);
     for who in ["client", "web"] {
         // (busybox's wget crashes in this image; nc speaks HTTP/1.0.)
         let o = d.docker(&[
@@ -245,27 +181,21 @@ fn published_port_answers_from_host_and_other_netns() {
             stderr(&o)
         );
     }
-    ok(&d, &["rm", "-f", "client"]);
+    d.docker_ok(&["rm", "-f", "client"]);
 
     assert_eq!(
-        ok(&d, &["port", "web"]),
+        d.docker_ok(&["port", "web"]),
         format!("80/tcp -> 0.0.0.0:{port}")
     );
     // IPv6 loopback goes through the userland proxy (no IPv6 on bridges).
     let v6 = http_get(&format!("[::1]:{port}")).unwrap_or_default();
     assert!(v6.contains(&expect), "via [::1]: {v6}");
     assert_eq!(
-        ok(
-            &d,
-            &["ps", "--filter", "publish=80", "--format", "{{.Names}}"]
-        ),
+        d.docker_ok(&["ps", "--filter", "publish=80", "--format", "{{.Names}}"]),
         "web"
     );
-    assert_eq!(ok(&d, &["ps", "--filter", "publish=81", "-q"]), "");
-    let ports = ok(
-        &d,
-        &["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"],
-    );
+    assert_eq!(d.docker_ok(&["ps", "--filter", "publish=81", "-q"]), "");
+    let ports = d.docker_ok(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"]);
     assert!(
         ports.contains(&format!(
             "{{\"HostIp\":\"0.0.0.0\",\"HostPort\":\"{port}\"}}"
@@ -276,31 +206,28 @@ fn published_port_answers_from_host_and_other_netns() {
     assert!(!veths_on(&d.bridge).is_empty());
 
     // -P with EXPOSE, udp and an address-bound port.
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "pub",
-            "--expose",
-            "7000",
-            "-P",
-            "-p",
-            "127.0.0.1::81",
-            "-p",
-            "9999/udp",
-            IMAGE,
-            "sleep",
-            "300",
-        ],
-    );
-    let shown = ok(&d, &["port", "pub"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--expose",
+        "7000",
+        "-P",
+        "-p",
+        "127.0.0.1::81",
+        "-p",
+        "9999/udp",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let shown = d.docker_ok(&["port", "pub"]);
     assert!(shown.contains("7000/tcp -> 0.0.0.0:"), "{shown}");
     assert!(shown.contains("81/tcp -> 127.0.0.1:"), "{shown}");
     assert!(shown.contains("9999/udp -> 0.0.0.0:"), "{shown}");
 
-    ok(&d, &["rm", "-f", "web", "pub"]);
+    d.docker_ok(&["rm", "-f", "web", "pub"]);
     assert_eq!(veths_on(&d.bridge), "");
     assert!(!nft_table(&d).contains("dnat to"), "{}", nft_table(&d));
     assert!(http_get(&format!("127.0.0.1:{port}")).is_none());
@@ -322,56 +249,47 @@ fn user_network_names_aliases_links_and_isolation() {
     let (sn1, b1) = subnet();
     let (sn2, _) = subnet();
     let br1 = format!("bu{:08x}", rand_u32());
-    ok(
-        &d,
-        &[
-            "network",
-            "create",
-            "--subnet",
-            &sn1,
-            "--gateway",
-            &format!("{b1}.254"),
-            "-o",
-            &format!("com.docker.network.bridge.name={br1}"),
-            "--label",
-            "t=1",
-            "n1",
-        ],
-    );
-    ok(&d, &["network", "create", "--subnet", &sn2, "n2"]);
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "srv",
-            "--network",
-            "n1",
-            "--network-alias",
-            "db",
-            "--ip",
-            &format!("{b1}.9"),
-            IMAGE,
-            "sleep",
-            "300",
-        ],
-    );
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "other",
-            "--network",
-            "n2",
-            IMAGE,
-            "sleep",
-            "300",
-        ],
-    );
-    let srv_id = ok(&d, &["inspect", "-f", "{{.Id}}", "srv"]);
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &sn1,
+        "--gateway",
+        &format!("{b1}.254"),
+        "-o",
+        &format!("com.docker.network.bridge.name={br1}"),
+        "--label",
+        "t=1",
+        "n1",
+    ]);
+    d.docker_ok(&["network", "create", "--subnet", &sn2, "n2"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "n1",
+        "--network-alias",
+        "db",
+        "--ip",
+        &format!("{b1}.9"),
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "other",
+        "--network",
+        "n2",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let srv_id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "srv"]);
     let ping = |net: &str, target: &str| {
         d.docker(&[
             "run",
@@ -391,18 +309,15 @@ fn user_network_names_aliases_links_and_isolation() {
     assert!(ping("n1", "db"), "by alias");
     assert!(ping("n1", &srv_id[..12]), "by short id");
     assert!(ping("n1", &format!("{b1}.9")), "static --ip");
-    let resolv = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "n1",
-            IMAGE,
-            "cat",
-            "/etc/resolv.conf",
-        ],
-    );
+    let resolv = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "n1",
+        IMAGE,
+        "cat",
+        "/etc/resolv.conf",
+    ]);
     assert!(
         resolv.contains("nameserver 127.0.0.11") && resolv.contains("ndots:0"),
         "{resolv}"
@@ -412,7 +327,7 @@ fn user_network_names_aliases_links_and_isolation() {
     assert!(!ping("n2", &format!("{b1}.9")), "networks must be isolated");
     // Inspect shows endpoints, IPAM and options.
     let v: serde_json::Value =
-        serde_json::from_str(&ok(&d, &["network", "inspect", "n1"])).unwrap();
+        serde_json::from_str(&d.docker_ok(&["network", "inspect", "n1"])).unwrap();
     let n = &v[0];
     assert_eq!(n["IPAM"]["Config"][0]["Subnet"], sn1.as_str());
     assert_eq!(
@@ -425,60 +340,41 @@ fn user_network_names_aliases_links_and_isolation() {
         n["Containers"][&srv_id]["IPv4Address"],
         format!("{b1}.9/24").as_str()
     );
-    assert!(ip(&["link", "show", &br1]));
-    let aliases = ok(
-        &d,
-        &[
-            "inspect",
-            "-f",
-            "{{json .NetworkSettings.Networks.n1.Aliases}}",
-            "srv",
-        ],
-    );
+    assert!(run_quiet("ip", &["link", "show", &br1]));
+    let aliases = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.n1.Aliases}}",
+        "srv",
+    ]);
     assert!(
         aliases.contains("\"db\"") && aliases.contains(&srv_id[..12]),
         "{aliases}"
     );
 
     // Default bridge: by IP yes, by name no, by name with --link yes.
-    ok(
-        &d,
-        &[
-            "run", "-d", "--name", "b1", "-e", "SECRET=x", "--expose", "5000", IMAGE, "sleep",
-            "300",
-        ],
-    );
-    let b1_ip = ok(
-        &d,
-        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "b1"],
-    );
-    let b1_id = ok(&d, &["inspect", "-f", "{{.Id}}", "b1"]);
+    d.docker_ok(&[
+        "run", "-d", "--name", "b1", "-e", "SECRET=x", "--expose", "5000", IMAGE, "sleep", "300",
+    ]);
+    let b1_ip = d.docker_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "b1"]);
+    let b1_id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "b1"]);
     // ps filters: network, expose.
     assert_eq!(
-        ok(
-            &d,
-            &["ps", "--filter", "network=n1", "--format", "{{.Names}}"]
-        ),
+        d.docker_ok(&["ps", "--filter", "network=n1", "--format", "{{.Names}}"]),
         "srv"
     );
     assert_eq!(
-        ok(
-            &d,
-            &["ps", "--filter", "expose=5000", "--format", "{{.Names}}"]
-        ),
+        d.docker_ok(&["ps", "--filter", "expose=5000", "--format", "{{.Names}}"]),
         "b1"
     );
     assert_eq!(
-        ok(
-            &d,
-            &[
-                "ps",
-                "--filter",
-                "expose=4990-5010/tcp",
-                "--format",
-                "{{.Names}}"
-            ]
-        ),
+        d.docker_ok(&[
+            "ps",
+            "--filter",
+            "expose=4990-5010/tcp",
+            "--format",
+            "{{.Names}}"
+        ]),
         "b1"
     );
     assert!(d
@@ -489,19 +385,16 @@ fn user_network_names_aliases_links_and_isolation() {
         .docker(&["run", "--rm", IMAGE, "ping", "-c1", "-W2", "b1"])
         .status
         .success());
-    let out = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--link",
-            "b1:alias1",
-            IMAGE,
-            "sh",
-            "-c",
-            "ping -c1 -W2 alias1 >/dev/null && ping -c1 -W2 b1 >/dev/null && env && cat /etc/hosts",
-        ],
-    );
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "b1:alias1",
+        IMAGE,
+        "sh",
+        "-c",
+        "ping -c1 -W2 alias1 >/dev/null && ping -c1 -W2 b1 >/dev/null && env && cat /etc/hosts",
+    ]);
     assert!(
         out.contains(&format!("{b1_ip}\talias1 {} b1", &b1_id[..12])),
         "{out}"
@@ -514,64 +407,62 @@ fn user_network_names_aliases_links_and_isolation() {
     assert!(out.contains("ALIAS1_NAME=/"), "{out}");
 
     // connect / disconnect with --alias and --ip.
-    ok(
-        &d,
-        &[
-            "network",
-            "connect",
-            "--alias",
-            "late",
-            "--ip",
-            &format!("{b1}.77"),
-            "n1",
-            "other",
-        ],
-    );
+    d.docker_ok(&[
+        "network",
+        "connect",
+        "--alias",
+        "late",
+        "--ip",
+        &format!("{b1}.77"),
+        "n1",
+        "other",
+    ]);
     assert!(ping("n1", "late"));
     // The connected container itself now resolves names on n1 (its
     // resolv.conf was rewritten in place to use the embedded server).
     let o = d.docker(&["exec", "other", "ping", "-c1", "-W2", "srv"]);
     assert!(o.status.success(), "{} {}", stdout(&o), stderr(&o));
-    assert!(ok(&d, &["exec", "other", "ip", "addr"]).contains(&format!("{b1}.77/24")));
-    ok(&d, &["network", "disconnect", "n1", "other"]);
+    assert!(d
+        .docker_ok(&["exec", "other", "ip", "addr"])
+        .contains(&format!("{b1}.77/24")));
+    d.docker_ok(&["network", "disconnect", "n1", "other"]);
     assert!(!ping("n1", "late"));
-    assert!(!ok(&d, &["exec", "other", "ip", "addr"]).contains(&format!("{b1}.77")));
+    assert!(!d
+        .docker_ok(&["exec", "other", "ip", "addr"])
+        .contains(&format!("{b1}.77")));
 
     // ls with filters and format.
     assert_eq!(
-        ok(
-            &d,
-            &[
-                "network",
-                "ls",
-                "--filter",
-                "label=t=1",
-                "--format",
-                "{{.Name}}"
-            ]
-        ),
-        "n1"
-    );
-    let custom = ok(
-        &d,
-        &[
+        d.docker_ok(&[
             "network",
             "ls",
-            "-f",
-            "type=custom",
+            "--filter",
+            "label=t=1",
             "--format",
-            "{{.Name}} {{.Driver}}",
-        ],
+            "{{.Name}}"
+        ]),
+        "n1"
     );
+    let custom = d.docker_ok(&[
+        "network",
+        "ls",
+        "-f",
+        "type=custom",
+        "--format",
+        "{{.Name}} {{.Driver}}",
+    ]);
     assert_eq!(custom, "n1 bridge\nn2 bridge");
 
     // rm of a network in use fails; after the containers go it works.
     let err = fails(&d, &["network", "rm", "n1"]);
     assert!(err.contains("has active endpoints"), "{err}");
-    ok(&d, &["rm", "-f", "srv", "other", "b1"]);
-    ok(&d, &["network", "rm", "n1"]);
-    assert!(!ip(&["link", "show", &br1]));
-    assert_eq!(ok(&d, &["network", "prune", "-f"]), "Deleted Networks:\nn2");
+    d.docker_ok(&["rm", "-f", "srv", "other", "b1"]);
+    d.docker_ok(&["network", "rm", "n1"]);
+    assert!(!run_quiet("ip", &["link", "show", &br1]));
+    assert_eq!(
+        d.docker_ok(&["network", "prune", "-f"]),
+        "Deleted Networks:\nn2"
+    );
 }
 
 /// `--internal` (no way out) and `--icc=false` (NET-04, CFG-16).
@@ -582,10 +473,7 @@ fn internal_network_and_icc_false() {
     let d = Daemon::start_with("net-icc", &["--icc=false"]);
     let outside = TestNetns::new();
     let (sn, _) = subnet();
-    ok(
-        &d,
-        &["network", "create", "--internal", "--subnet", &sn, "inside"],
-    );
+    d.docker_ok(&["network", "create", "--internal", "--subnet", &sn, "inside"]);
     let o = d.docker(&[
         "run",
         "--rm",
@@ -601,24 +489,18 @@ fn internal_network_and_icc_false() {
         !o.status.success(),
         "an internal network must not reach out"
     );
-    let routes = ok(
-        &d,
-        &["run", "--rm", "--network", "inside", IMAGE, "ip", "route"],
-    );
+    let routes = d.docker_ok(&["run", "--rm", "--network", "inside", IMAGE, "ip", "route"]);
     assert!(!routes.contains("default"), "{routes}");
     // The default bridge does reach out...
     let o = d.docker(&["run", "--rm", IMAGE, "ping", "-c1", "-W2", &outside.ns_ip()]);
     assert!(o.status.success(), "bridge egress: {}", stdout(&o));
     // ...but with icc=false its containers cannot talk to each other.
-    ok(&d, &["run", "-d", "--name", "peer", IMAGE, "sleep", "300"]);
-    let peer_ip = ok(
-        &d,
-        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "peer"],
-    );
+    d.docker_ok(&["run", "-d", "--name", "peer", IMAGE, "sleep", "300"]);
+    let peer_ip = d.docker_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "peer"]);
     let o = d.docker(&["run", "--rm", IMAGE, "ping", "-c1", "-W2", &peer_ip]);
     assert!(!o.status.success(), "icc=false must block {peer_ip}");
     let v: serde_json::Value =
-        serde_json::from_str(&ok(&d, &["network", "inspect", "bridge"])).unwrap();
+        serde_json::from_str(&d.docker_ok(&["network", "inspect", "bridge"])).unwrap();
     assert_eq!(
         v[0]["Options"]["com.docker.network.bridge.enable_icc"],
         "false"
@@ -635,73 +517,55 @@ fn host_none_and_container_modes() {
     require_root!();
     let _shared = FORWARD_POLICY.read().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start("net-modes");
-    let host_links = ok(
-        &d,
-        &["run", "--rm", "--network", "host", IMAGE, "ip", "link"],
-    );
+    let host_links = d.docker_ok(&["run", "--rm", "--network", "host", IMAGE, "ip", "link"]);
     assert!(
         host_links.contains(&d.bridge),
         "host mode sees the host's links: {host_links}"
     );
-    let none = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            IMAGE,
-            "ip",
-            "-o",
-            "link",
-        ],
-    );
+    let none = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "ip",
+        "-o",
+        "link",
+    ]);
     assert_eq!(none.lines().count(), 1, "{none}");
     assert!(none.contains("lo:") && none.contains("UP"), "{none}");
-    ok(&d, &["run", "-d", "--name", "first", IMAGE, "sleep", "300"]);
-    let first_ip = ok(
-        &d,
-        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "first"],
-    );
-    let shared = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "container:first",
-            IMAGE,
-            "ip",
-            "addr",
-        ],
-    );
+    d.docker_ok(&["run", "-d", "--name", "first", IMAGE, "sleep", "300"]);
+    let first_ip = d.docker_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "first"]);
+    let shared = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:first",
+        IMAGE,
+        "ip",
+        "addr",
+    ]);
     assert!(shared.contains(&format!("{first_ip}/")), "{shared}");
     // The second container talks to the first over 127.0.0.1.
-    ok(
-        &d,
-        &[
-            "exec",
-            "-d",
-            "first",
-            "sh",
-            "-c",
-            "echo shared-lo | nc -l -p 7777",
-        ],
-    );
+    d.docker_ok(&[
+        "exec",
+        "-d",
+        "first",
+        "sh",
+        "-c",
+        "echo shared-lo | nc -l -p 7777",
+    ]);
     std::thread::sleep(Duration::from_millis(300));
-    let got = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "container:first",
-            IMAGE,
-            "nc",
-            "127.0.0.1",
-            "7777",
-        ],
-    );
+    let got = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:first",
+        IMAGE,
+        "nc",
+        "127.0.0.1",
+        "7777",
+    ]);
     assert_eq!(got, "shared-lo");
     let err = fails(
         &d,
@@ -715,29 +579,26 @@ fn host_none_and_container_modes() {
         ],
     );
     assert!(err.contains("No such container: nosuch"), "{err}");
-    let hosts = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--add-host",
-            "gw:host-gateway",
-            "--add-host",
-            "db.example:10.1.2.3",
-            "-h",
-            "myhost",
-            "--dns",
-            "10.9.9.9",
-            "--dns-search",
-            "a.example",
-            "--dns-option",
-            "ndots:3",
-            IMAGE,
-            "sh",
-            "-c",
-            "cat /etc/hosts /etc/resolv.conf /etc/hostname",
-        ],
-    );
+    let hosts = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "gw:host-gateway",
+        "--add-host",
+        "db.example:10.1.2.3",
+        "-h",
+        "myhost",
+        "--dns",
+        "10.9.9.9",
+        "--dns-search",
+        "a.example",
+        "--dns-option",
+        "ndots:3",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf /etc/hostname",
+    ]);
     assert!(hosts.contains(&format!("{}\tgw", gateway(&d))), "{hosts}");
     assert!(hosts.contains("10.1.2.3\tdb.example"), "{hosts}");
     assert!(hosts.contains("\tmyhost\n"), "{hosts}");
@@ -756,36 +617,30 @@ fn cleanup_after_daemon_restart() {
     let _shared = FORWARD_POLICY.read().unwrap_or_else(|e| e.into_inner());
     let mut d = Daemon::start("net-restart");
     let (sn, b) = subnet();
-    ok(&d, &["network", "create", "--subnet", &sn, "rn"]);
+    d.docker_ok(&["network", "create", "--subnet", &sn, "rn"]);
     let port = free_port();
     httpd(
         &d,
         "keep",
         &["--network", "rn", "-p", &format!("{port}:80")],
     );
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "gone",
-            "--network",
-            "rn",
-            IMAGE,
-            "sleep",
-            "300",
-        ],
-    );
-    let gone_ip = ok(
-        &d,
-        &[
-            "inspect",
-            "-f",
-            "{{.NetworkSettings.Networks.rn.IPAddress}}",
-            "gone",
-        ],
-    );
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "gone",
+        "--network",
+        "rn",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let gone_ip = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.rn.IPAddress}}",
+        "gone",
+    ]);
     assert!(gone_ip.starts_with(&b));
     d.kill9();
     // What a restart must repair: the ruleset is gone meanwhile.
@@ -799,21 +654,18 @@ fn cleanup_after_daemon_restart() {
         "rules reconciled: {}",
         nft_table(&d)
     );
-    let before = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "rn",
-            IMAGE,
-            "nslookup",
-            "gone",
-            "127.0.0.11",
-        ],
-    );
+    let before = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "rn",
+        IMAGE,
+        "nslookup",
+        "gone",
+        "127.0.0.11",
+    ]);
     assert!(before.contains(&gone_ip), "{before}");
-    ok(&d, &["rm", "-f", "gone", "keep"]);
+    d.docker_ok(&["rm", "-f", "gone", "keep"]);
     let o = d.docker(&[
         "run",
         "--rm",
@@ -829,20 +681,17 @@ fn cleanup_after_daemon_restart() {
         "DNS entry left: {}",
         stdout(&o)
     );
-    let br = ok(
-        &d,
-        &[
-            "network",
-            "inspect",
-            "-f",
-            "{{index .Options \"com.docker.network.bridge.name\"}}",
-            "rn",
-        ],
-    );
+    let br = d.docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Options \"com.docker.network.bridge.name\"}}",
+        "rn",
+    ]);
     let br = if br.is_empty() {
         format!(
             "br-{}",
-            &ok(&d, &["network", "inspect", "-f", "{{.Id}}", "rn"])[..12]
+            &d.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "rn"])[..12]
         )
     } else {
         br
@@ -857,8 +706,8 @@ fn cleanup_after_daemon_restart() {
         .unwrap()
         .next()
         .is_none());
-    ok(&d, &["network", "rm", "rn"]);
-    assert!(!ip(&["link", "show", &br]));
+    d.docker_ok(&["network", "rm", "rn"]);
+    assert!(!run_quiet("ip", &["link", "show", &br]));
 }
 
 /// Bad input gets Docker's error and leaves nothing half-configured.
@@ -868,7 +717,7 @@ fn bad_input_errors_and_rollback() {
     let _shared = FORWARD_POLICY.read().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start("net-bad");
     let (sn, b) = subnet();
-    ok(&d, &["network", "create", "--subnet", &sn, "one"]);
+    d.docker_ok(&["network", "create", "--subnet", &sn, "one"]);
     let err = fails(
         &d,
         &[
@@ -908,7 +757,7 @@ fn bad_input_errors_and_rollback() {
         err.contains("user specified IP address is supported on user defined networks only"),
         "{err}"
     );
-    let names = ok(&d, &["network", "ls", "--format", "{{.Name}}"]);
+    let names = d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert_eq!(names.lines().count(), 4, "{names}");
 
     // A host port held by someone else: the start fails and rolls back.
@@ -937,20 +786,17 @@ fn bad_input_errors_and_rollback() {
     assert!(!nft_table(&d).contains("dnat to"));
     // A port another container holds.
     drop(holder);
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "p1",
-            "-p",
-            &format!("{port}:80"),
-            IMAGE,
-            "sleep",
-            "300",
-        ],
-    );
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "p1",
+        "-p",
+        &format!("{port}:80"),
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
     let err = fails(
         &d,
         &[
@@ -1117,7 +963,7 @@ fn daemon_json_network_keys() {
     .unwrap();
     d.spawn();
     let v: serde_json::Value =
-        serde_json::from_str(&ok(&d, &["network", "inspect", "bridge"])).unwrap();
+        serde_json::from_str(&d.docker_ok(&["network", "inspect", "bridge"])).unwrap();
     assert_eq!(
         v[0]["Options"]["com.docker.network.bridge.name"],
         d.bridge.as_str()
@@ -1128,35 +974,26 @@ fn daemon_json_network_keys() {
         "false"
     );
     assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], gateway(&d).as_str());
-    ok(&d, &["network", "create", "auto1"]);
-    let sub = ok(
-        &d,
-        &[
-            "network",
-            "inspect",
-            "-f",
-            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
-            "auto1",
-        ],
-    );
+    d.docker_ok(&["network", "create", "auto1"]);
+    let sub = d.docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "auto1",
+    ]);
     let prefix = pool_base.trim_end_matches(".0.0/16");
     assert_eq!(sub, format!("{prefix}.0.0/24"));
-    ok(&d, &["network", "create", "auto2"]);
-    let sub2 = ok(
-        &d,
-        &[
-            "network",
-            "inspect",
-            "-f",
-            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
-            "auto2",
-        ],
-    );
+    d.docker_ok(&["network", "create", "auto2"]);
+    let sub2 = d.docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "auto2",
+    ]);
     assert_eq!(sub2, format!("{prefix}.1.0/24"));
-    let mtu = ok(
-        &d,
-        &["run", "--rm", IMAGE, "cat", "/sys/class/net/eth0/mtu"],
-    );
+    let mtu = d.docker_ok(&["run", "--rm", IMAGE, "cat", "/sys/class/net/eth0/mtu"]);
     assert_eq!(mtu, "1400");
 }
 
@@ -1195,10 +1032,7 @@ fn works_beside_a_forward_drop_policy() {
     let _only_me = FORWARD_POLICY.write().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start("net-fwd");
     let (sn, _) = subnet();
-    ok(
-        &d,
-        &["run", "-d", "--name", "on-bridge", IMAGE, "sleep", "300"],
-    );
+    d.docker_ok(&["run", "-d", "--name", "on-bridge", IMAGE, "sleep", "300"]);
     let before = stdout(
         &Command::new("iptables")
             .args(["-S", "FORWARD"])
@@ -1217,7 +1051,7 @@ fn works_beside_a_forward_drop_policy() {
         .unwrap()
         .success());
     // Any ruleset rebuild (here: a new network) adds the accept rules.
-    ok(&d, &["network", "create", "--subnet", &sn, "fwdnet"]);
+    d.docker_ok(&["network", "create", "--subnet", &sn, "fwdnet"]);
     let rules = stdout(
         &Command::new("iptables")
             .args(["-S", "FORWARD"])
@@ -1228,29 +1062,23 @@ fn works_beside_a_forward_drop_policy() {
         rules.contains(&format!("-A FORWARD -i {} -j ACCEPT", d.bridge)),
         "{rules}"
     );
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "on-user",
-            "--network",
-            "fwdnet",
-            IMAGE,
-            "sleep",
-            "300",
-        ],
-    );
-    let peer = ok(
-        &d,
-        &[
-            "inspect",
-            "-f",
-            "{{.NetworkSettings.IPAddress}}",
-            "on-bridge",
-        ],
-    );
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "on-user",
+        "--network",
+        "fwdnet",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let peer = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.IPAddress}}",
+        "on-bridge",
+    ]);
     let o = d.docker(&["run", "--rm", IMAGE, "ping", "-c1", "-W2", &peer]);
     assert!(
         o.status.success(),
@@ -1273,12 +1101,12 @@ fn works_beside_a_forward_drop_policy() {
         "user network under FORWARD DROP: {}",
         stdout(&o)
     );
-    ok(&d, &["rm", "-f", "on-user"]);
+    d.docker_ok(&["rm", "-f", "on-user"]);
     let br = format!(
         "br-{}",
-        &ok(&d, &["network", "inspect", "-f", "{{.Id}}", "fwdnet"])[..12]
+        &d.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "fwdnet"])[..12]
     );
-    ok(&d, &["network", "rm", "fwdnet"]);
+    d.docker_ok(&["network", "rm", "fwdnet"]);
     let rules = stdout(
         &Command::new("iptables")
             .args(["-S", "FORWARD"])

@@ -8,20 +8,10 @@
 mod common;
 
 use std::fs::File;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{eventually, rand_u32, stderr, stdout, Daemon, IMAGE};
+use common::{eventually, rand_u32, run_quiet, stdout, Daemon, IMAGE};
 use nix::sched::{setns, CloneFlags};
-
-fn run(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 /// This thread (and what it spawns: berthd, ip, iptables) in a new netns;
 /// back to the original one and the namespaces deleted on drop.
@@ -34,7 +24,10 @@ struct InNetns {
 impl InNetns {
     fn enter(name: &str, outside: &str) -> InNetns {
         let back = File::open("/proc/thread-self/ns/net").unwrap();
-        assert!(run("ip", &["netns", "add", name]), "ip netns add {name}");
+        assert!(
+            run_quiet("ip", &["netns", "add", name]),
+            "ip netns add {name}"
+        );
         let g = InNetns {
             name: name.into(),
             outside: outside.into(),
@@ -49,20 +42,9 @@ impl InNetns {
 impl Drop for InNetns {
     fn drop(&mut self) {
         let _ = setns(&self.back, CloneFlags::CLONE_NEWNET);
-        run("ip", &["netns", "del", &self.outside]);
-        run("ip", &["netns", "del", &self.name]);
+        run_quiet("ip", &["netns", "del", &self.outside]);
+        run_quiet("ip", &["netns", "del", &self.name]);
     }
-}
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let o = d.docker(args);
-    assert!(
-        o.status.success(),
-        "docker {args:?} failed: {}\n{}",
-        stderr(&o),
-        d.log()
-    );
-    stdout(&o).trim().to_string()
 }
 
 fn forward_rules() -> String {
@@ -78,7 +60,7 @@ fn forward_rules() -> String {
 #[test]
 fn forward_drop_policy_set_after_start_is_handled() {
     require_root!();
-    if !run("iptables", &["-S"]) || !run("nft", &["list", "tables"]) {
+    if !run_quiet("iptables", &["-S"]) || !run_quiet("nft", &["list", "tables"]) {
         eprintln!("skipping: no usable iptables/nft");
         return;
     }
@@ -91,27 +73,27 @@ fn forward_drop_policy_set_after_start_is_handled() {
         format!("bfo{r:08x}"),
     );
     let base = format!("10.{}.{}", 100 + r % 50, (r >> 8) % 256);
-    assert!(run("ip", &["link", "set", "lo", "up"]));
-    assert!(run("ip", &["netns", "add", &out]));
-    assert!(run(
+    assert!(run_quiet("ip", &["link", "set", "lo", "up"]));
+    assert!(run_quiet("ip", &["netns", "add", &out]));
+    assert!(run_quiet(
         "ip",
         &["link", "add", &host_if, "type", "veth", "peer", "name", &peer, "netns", &out]
     ));
-    assert!(run(
+    assert!(run_quiet(
         "ip",
         &["addr", "add", &format!("{base}.1/30"), "dev", &host_if]
     ));
-    assert!(run("ip", &["link", "set", &host_if, "up"]));
+    assert!(run_quiet("ip", &["link", "set", &host_if, "up"]));
     let addr = format!("{base}.2/30");
-    assert!(run("ip", &["-n", &out, "addr", "add", &addr, "dev", &peer]));
-    assert!(run("ip", &["-n", &out, "link", "set", &peer, "up"]));
+    assert!(run_quiet(
+        "ip",
+        &["-n", &out, "addr", "add", &addr, "dev", &peer]
+    ));
+    assert!(run_quiet("ip", &["-n", &out, "link", "set", &peer, "up"]));
     assert!(forward_rules().contains("-P FORWARD ACCEPT"));
 
     let d = Daemon::start("net-fwdpol");
-    ok(
-        &d,
-        &["run", "-d", "--name", "egress", IMAGE, "sleep", "300"],
-    );
+    d.docker_ok(&["run", "-d", "--name", "egress", IMAGE, "sleep", "300"]);
     let target = format!("{base}.2");
     let ping = || {
         d.docker(&["exec", "egress", "ping", "-c1", "-W1", &target])
@@ -126,7 +108,7 @@ fn forward_drop_policy_set_after_start_is_handled() {
     assert!(!forward_rules().contains(&d.bridge), "{}", forward_rules());
 
     // What dockerd does at start, long after berthd built its ruleset.
-    assert!(run("iptables", &["-P", "FORWARD", "DROP"]));
+    assert!(run_quiet("iptables", &["-P", "FORWARD", "DROP"]));
     assert!(
         eventually(15, ping),
         "egress stays cut under a later FORWARD DROP: {}",
@@ -138,5 +120,5 @@ fn forward_drop_policy_set_after_start_is_handled() {
             && rules.contains(&format!("-A FORWARD -o {} -j ACCEPT", d.bridge)),
         "{rules}"
     );
-    ok(&d, &["rm", "-f", "egress"]);
+    d.docker_ok(&["rm", "-f", "egress"]);
 }

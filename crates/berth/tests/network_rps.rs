@@ -7,26 +7,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
-
-use common::{stderr, stdout, Daemon, IMAGE};
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let o = d.docker(args);
-    assert!(
-        o.status.success(),
-        "docker {args:?} failed: {}\n{}",
-        stderr(&o),
-        d.log()
-    );
-    stdout(&o).trim().to_string()
-}
+use common::{free_port, http_get, Daemon, IMAGE};
 
 /// The host-side veth of the container's eth0 (its peer's ifindex).
 fn host_veth(d: &Daemon, name: &str) -> String {
-    let iflink = ok(d, &["exec", name, "cat", "/sys/class/net/eth0/iflink"]);
+    let iflink = d.docker_ok(&["exec", name, "cat", "/sys/class/net/eth0/iflink"]);
     for e in std::fs::read_dir("/sys/class/net").unwrap().flatten() {
         let idx = std::fs::read_to_string(e.path().join("ifindex")).unwrap_or_default();
         if idx.trim() == iflink {
@@ -68,23 +53,6 @@ fn rps_masks(veth: &str) -> Vec<String> {
     v
 }
 
-fn http_get(addr: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(3)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// NET-02, NET-17: RPS on the host veth by default, none with
 /// --veth-rps=false; eth0 keeps MTU 1500 and the published port answers
 /// from 127.0.0.1.
@@ -93,54 +61,48 @@ fn veth_rps_is_set_on_the_host_end_only() {
     require_root!();
     let port = free_port();
     let d = Daemon::start("net-rps");
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "web",
-            "-p",
-            &format!("{port}:80"),
-            IMAGE,
-            "sh",
-            "-c",
-            "mkdir -p /www && echo rps-ok > /www/index.html && exec httpd -f -p 80 -h /www",
-        ],
-    );
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /www && echo rps-ok > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
     let veth = host_veth(&d, "web");
     let cpus = online_cpus();
     for m in rps_masks(&veth) {
         assert_eq!(mask_bits(&m), cpus, "rps_cpus of {veth} is {m:?}");
     }
     assert_eq!(
-        ok(&d, &["exec", "web", "cat", "/sys/class/net/eth0/mtu"]),
+        d.docker_ok(&["exec", "web", "cat", "/sys/class/net/eth0/mtu"]),
         "1500"
     );
     // The container side is not touched: RPS is a host-side setting.
-    let inner = ok(
-        &d,
-        &[
-            "exec",
-            "web",
-            "cat",
-            "/sys/class/net/eth0/queues/rx-0/rps_cpus",
-        ],
-    );
+    let inner = d.docker_ok(&[
+        "exec",
+        "web",
+        "cat",
+        "/sys/class/net/eth0/queues/rx-0/rps_cpus",
+    ]);
     assert_eq!(mask_bits(&inner), 0, "container eth0 rps_cpus {inner:?}");
     let got = common::eventually(10, || {
         http_get(&format!("127.0.0.1:{port}")).is_some_and(|r| r.contains("rps-ok"))
     });
     assert!(got, "published port did not answer\n{}", d.log());
-    ok(&d, &["rm", "-f", "web"]);
+    d.docker_ok(&["rm", "-f", "web"]);
     drop(d);
 
     // Off: dockerd's behaviour, no RPS.
     let d = Daemon::start_with("net-norps", &["--veth-rps=false"]);
-    ok(&d, &["run", "-d", "--name", "plain", IMAGE, "sleep", "300"]);
+    d.docker_ok(&["run", "-d", "--name", "plain", IMAGE, "sleep", "300"]);
     let veth = host_veth(&d, "plain");
     for m in rps_masks(&veth) {
         assert_eq!(mask_bits(&m), 0, "rps_cpus of {veth} is {m:?} when off");
     }
-    ok(&d, &["rm", "-f", "plain"]);
+    d.docker_ok(&["rm", "-f", "plain"]);
 }

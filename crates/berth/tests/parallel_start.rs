@@ -7,25 +7,8 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Command;
 
 use common::*;
-
-fn nft_table(d: &Daemon) -> String {
-    let o = Command::new("nft")
-        .args(["list", "table", "ip", &format!("berth-{}", d.bridge)])
-        .output()
-        .unwrap();
-    stdout(&o)
-}
-
-fn veths_on(bridge: &str) -> usize {
-    let o = Command::new("ip")
-        .args(["-o", "link", "show", "master", bridge])
-        .output()
-        .unwrap();
-    stdout(&o).lines().count()
-}
 
 #[test]
 fn parallel_starts_get_distinct_addresses_and_every_port_rule() {
@@ -67,7 +50,7 @@ fn parallel_starts_get_distinct_addresses_and_every_port_rule() {
             "no rule for port {port}:\n{table}"
         );
     }
-    assert_eq!(veths_on(&d.bridge), N as usize);
+    assert_eq!(veths_on(&d.bridge).lines().count(), N as usize);
 
     std::thread::scope(|s| {
         for name in &names {
@@ -83,7 +66,7 @@ fn parallel_starts_get_distinct_addresses_and_every_port_rule() {
         "{}",
         nft_table(&d)
     );
-    assert_eq!(veths_on(&d.bridge), 0);
+    assert_eq!(veths_on(&d.bridge).lines().count(), 0);
     let sandboxes = d.data_root().join("network").join("sandboxes");
     let left: Vec<_> = std::fs::read_dir(&sandboxes)
         .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())

@@ -51,7 +51,6 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Unsuppor
 
 /// A running container, as exec sees it: prepared once per container.
 pub struct Target {
-    init_pid: i32,
     /// `/proc/<init>/ns/<name>` files to join, in joining order.
     namespaces: Vec<(CString, libc::c_int)>,
     /// The container's `cgroup.procs` files (where init's cgroup differs
@@ -113,16 +112,11 @@ impl Target {
         };
         let cap_last = cap_last();
         Ok(Target {
-            init_pid,
             namespaces,
             cgroup_procs,
             seccomp,
             cap_last,
         })
-    }
-
-    pub fn init_pid(&self) -> i32 {
-        self.init_pid
     }
 }
 
@@ -652,18 +646,8 @@ pub fn spawn(
     // SAFETY: both fds were just created and are owned by nobody else.
     let (status_r, status_w) =
         unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
-    let argv: Vec<*const libc::c_char> = plan
-        .args
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let envp: Vec<*const libc::c_char> = plan
-        .env
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
+    let argv = null_terminated(&plan.args);
+    let envp = null_terminated(&plan.env);
     let mut keep: Vec<RawFd> = vec![status_w.as_raw_fd()];
     keep.extend(ns_fds.iter().map(|(f, _)| f.as_raw_fd()));
     keep.extend(console);
@@ -791,6 +775,14 @@ pub fn spawn(
             }))
         }
     }
+}
+
+/// execve's pointer array: each string, then NULL.
+fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
+    v.iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 /// What the forked children see. Only raw system calls from here on: the

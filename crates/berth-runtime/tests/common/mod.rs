@@ -105,6 +105,29 @@ impl Bundle {
         out
     }
 
+    /// `<runtime> --root R ARGS` with a timeout.
+    pub fn cli(&self, runtime: &str, args: &[&str]) -> Output {
+        let mut c = Command::new(runtime);
+        c.arg("--root").arg(self.root_for(runtime)).args(args);
+        run_timeout(c, Duration::from_secs(30))
+    }
+
+    /// `<runtime> --root R create --bundle B EXTRA ID`. The init inherits
+    /// create's stdio: no pipes are left to it.
+    pub fn create(&self, runtime: &str, extra: &[&str]) -> std::process::ExitStatus {
+        Command::new(runtime)
+            .arg("--root")
+            .arg(self.root_for(runtime))
+            .args(["create", "--bundle"])
+            .arg(&self.dir)
+            .args(extra)
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+    }
+
     pub fn root_for(&self, runtime: &str) -> PathBuf {
         if runtime == RUNC {
             self.root_runc.clone()

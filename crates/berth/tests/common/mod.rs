@@ -220,6 +220,19 @@ impl Daemon {
             .unwrap()
     }
 
+    /// `docker ARGS` that must succeed (the daemon log is shown otherwise);
+    /// its trimmed stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed: {}\n{}",
+            stderr(&o),
+            self.log()
+        );
+        stdout(&o).trim().to_string()
+    }
+
     /// A raw HTTP/1.1 request on the API socket: (status, body).
     pub fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
         let mut s = UnixStream::connect(&self.sock).unwrap();
@@ -382,6 +395,55 @@ pub fn rand_u32() -> u32 {
         let _ = f.read_exact(&mut b);
     }
     u32::from_le_bytes(b)
+}
+
+/// A free TCP port on the host.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /` over HTTP/1.0 to ADDR (host:port), with 3 s timeouts.
+pub fn http_get(addr: &str) -> Option<String> {
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Run a host command quietly; true if it succeeded.
+pub fn run_quiet(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// This daemon's nftables table (`berth-<bridge>`), as `nft list` prints it.
+pub fn nft_table(d: &Daemon) -> String {
+    let o = Command::new("nft")
+        .args(["list", "table", "ip", &format!("berth-{}", d.bridge)])
+        .output()
+        .unwrap();
+    stdout(&o)
+}
+
+/// `ip -o link show master BRIDGE`: the links attached to a bridge.
+pub fn veths_on(bridge: &str) -> String {
+    let o = Command::new("ip")
+        .args(["-o", "link", "show", "master", bridge])
+        .output()
+        .unwrap();
+    stdout(&o)
 }
 
 /// Assert that a command succeeded (printing its output otherwise) and
