@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::{Error, Result};
@@ -137,33 +138,35 @@ pub async fn create_endpoint(
     addr: &EndpointAddr,
     rps: bool,
 ) -> Result<()> {
-    let peer = format!("{host_veth}p");
+    let br = index_of(h, bridge)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("bridge {bridge} does not exist")))?;
+    let ns = std::fs::File::open(netns)
+        .map_err(|e| Error::Internal(format!("open {}: {e}", netns.display())))?;
+    // One request: the host end joins the bridge and comes up, the peer is
+    // born inside the container's namespace under its final name. Moving a
+    // link between namespaces afterwards waits for an RCU grace period
+    // (~15 ms here, under RTNL), which serialized parallel starts.
+    use std::os::fd::AsRawFd;
+    let peer = LinkUnspec::new_with_name(&addr.ifname)
+        .setns_by_fd(ns.as_raw_fd())
+        .address(addr.mac.to_vec())
+        .mtu(addr.mtu)
+        .build();
     h.link()
-        .add(LinkVeth::new(host_veth, &peer).build())
+        .add(
+            LinkVeth::new(host_veth, &addr.ifname)
+                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                .mtu(addr.mtu)
+                .controller(br)
+                .up()
+                .build(),
+        )
         .execute()
         .await
-        .map_err(|e| nl(&format!("create veth {host_veth}"), e))?;
+        .map_err(|e| nl(&format!("create veth {host_veth} on {bridge}"), e))?;
+    drop(ns);
     let result = async {
-        let br = index_of(h, bridge)
-            .await?
-            .ok_or_else(|| Error::Internal(format!("bridge {bridge} does not exist")))?;
-        let host = index_of(h, host_veth)
-            .await?
-            .ok_or_else(|| Error::Internal(format!("veth {host_veth} vanished")))?;
-        let peer_index = index_of(h, &peer)
-            .await?
-            .ok_or_else(|| Error::Internal(format!("veth {peer} vanished")))?;
-        h.link()
-            .set(
-                LinkUnspec::new_with_index(host)
-                    .controller(br)
-                    .mtu(addr.mtu)
-                    .up()
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(|e| nl(&format!("attach {host_veth} to {bridge}"), e))?;
         // Hairpin: a container reaching its own published port through the
         // host's address gets the DNATed frame back on the same port.
         write_sysctl(
@@ -173,22 +176,9 @@ pub async fn create_endpoint(
         if rps {
             set_rps(host_veth);
         }
-        let ns = std::fs::File::open(netns)
-            .map_err(|e| Error::Internal(format!("open {}: {e}", netns.display())))?;
-        use std::os::fd::AsRawFd;
-        h.link()
-            .set(
-                LinkUnspec::new_with_index(peer_index)
-                    .setns_by_fd(ns.as_raw_fd())
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(|e| nl(&format!("move {peer} into the container"), e))?;
-        drop(ns);
-        let (path, addr, peer) = (netns.to_path_buf(), addr.clone(), peer.clone());
+        let (path, addr) = (netns.to_path_buf(), addr.clone());
         let r = tokio::task::spawn_blocking(move || {
-            berth_sys::netns::run_in(&path, move || in_netns(configure_peer(&peer, &addr)))
+            berth_sys::netns::run_in(&path, move || in_netns(configure_peer(&addr)))
         })
         .await
         .map_err(|e| Error::Internal(format!("netns task: {e}")))?
@@ -305,7 +295,7 @@ fn in_netns<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     rt.block_on(f)
 }
 
-async fn configure_peer(peer: &str, a: &EndpointAddr) -> Result<()> {
+async fn configure_peer(a: &EndpointAddr) -> Result<()> {
     let h = connect()?;
     let lo = index_of(&h, "lo").await?;
     if let Some(lo) = lo {
@@ -315,20 +305,9 @@ async fn configure_peer(peer: &str, a: &EndpointAddr) -> Result<()> {
             .await
             .map_err(|e| nl("set lo up", e))?;
     }
-    let idx = index_of(&h, peer)
+    let idx = index_of(&h, &a.ifname)
         .await?
-        .ok_or_else(|| Error::Internal(format!("{peer} not in the container namespace")))?;
-    h.link()
-        .set(
-            LinkUnspec::new_with_index(idx)
-                .name(a.ifname.clone())
-                .address(a.mac.to_vec())
-                .mtu(a.mtu)
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(|e| nl(&format!("rename {peer} to {}", a.ifname), e))?;
+        .ok_or_else(|| Error::Internal(format!("{} not in the container namespace", a.ifname)))?;
     h.address()
         .add(idx, IpAddr::V4(a.ip), a.prefix)
         .execute()
