@@ -139,6 +139,9 @@ impl Engine {
             cfg.exec_root.join("runtime"),
         ] {
             std::fs::create_dir_all(&d).ctx(|| format!("create {}", d.display()))?;
+            // One directory per container below each: spread them over the
+            // filesystem's block groups (ext4).
+            let _ = berth_sys::fs::spread_subdirs(&d);
         }
         // Run shims and our runtime from a read-only bind mount of the
         // binary: a container cannot rewrite it via /proc/<pid>/exe, and

@@ -284,6 +284,9 @@ impl ImageStore {
             let p = root.join(d);
             fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
         }
+        for d in ["layers", "snapshots"] {
+            let _ = berth_sys::fs::spread_subdirs(&root.join(d));
+        }
         fs::set_permissions(root, fs::Permissions::from_mode(0o700))
             .ctx(|| format!("chmod {}", root.display()))?;
         let root = root
