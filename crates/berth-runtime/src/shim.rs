@@ -440,7 +440,13 @@ fn setup(cfg: &ShimConfig, runner: &Runner, spec: &SpecInfo, mounted: &mut usize
                 stdout: Some(out_w),
                 stderr: Some(err_w),
             };
-            create_forked(rt, &cfg.id, &cfg.bundle, &opts, stdio)?
+            let mut keep = vec![spec.rootfs.clone()];
+            keep.extend(spec.namespace_paths.iter().cloned());
+            let prune = Prune {
+                dirs: &cfg.prune_mounts,
+                keep: &keep,
+            };
+            create_forked(rt, &cfg.id, &cfg.bundle, &opts, stdio, &prune)?
         }
         Runner::Exec => {
             let stdin_child = match stdin_child {
@@ -606,6 +612,7 @@ fn create_forked(
     bundle: &Path,
     opts: &berth_runtime::CreateOptions,
     stdio: berth_runtime::Stdio,
+    prune: &Prune,
 ) -> Result<u32> {
     let (r, w) = pipe()?;
     // SAFETY: called from `setup`, before the shim spawns any thread, so the
@@ -614,10 +621,14 @@ fn create_forked(
         ForkResult::Child => {
             drop(r);
             berth_sys::signal::reset_ignored();
-            let res: std::result::Result<i32, String> = rt
-                .create_with_stdio(id, bundle, opts, stdio)
-                .map(|pid| pid.as_raw())
-                .map_err(|e| format!("{:#}", anyhow::Error::from(e)));
+            let res: std::result::Result<i32, String> = prune
+                .enter()
+                .map_err(|e| format!("prepare the mount namespace of the runtime: {e}"))
+                .and_then(|()| {
+                    rt.create_with_stdio(id, bundle, opts, stdio)
+                        .map(|pid| pid.as_raw())
+                        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+                });
             let code = i32::from(res.is_err());
             let line = serde_json::to_string(&res).unwrap_or_default();
             let _ = File::from(w).write_all(line.as_bytes());
@@ -645,6 +656,26 @@ fn create_forked(
                 _ => bail!("create: child {child} ended without a result ({status:?})"),
             }
         }
+    }
+}
+
+/// Mounts the runtime create does not need (`ShimConfig::prune_mounts`),
+/// and this container's own below them.
+struct Prune<'a> {
+    dirs: &'a [PathBuf],
+    keep: &'a [PathBuf],
+}
+
+impl Prune<'_> {
+    /// In the forked create child (single-threaded): a mount namespace
+    /// without the other containers' mounts.
+    fn enter(&self) -> std::io::Result<()> {
+        if self.dirs.is_empty() {
+            return Ok(());
+        }
+        let dirs: Vec<&Path> = self.dirs.iter().map(PathBuf::as_path).collect();
+        let keep: Vec<&Path> = self.keep.iter().map(PathBuf::as_path).collect();
+        berth_sys::mount::enter_pruned_namespace(&dirs, &keep)
     }
 }
 
@@ -728,6 +759,8 @@ struct SpecInfo {
     terminal: bool,
     /// `process.consoleSize` (height, width).
     console_size: Option<(u16, u16)>,
+    /// `linux.namespaces[].path`: namespaces to join (pinned files).
+    namespace_paths: Vec<PathBuf>,
 }
 
 impl SpecInfo {
@@ -747,6 +780,16 @@ impl SpecInfo {
             cgroups_path: v["linux"]["cgroupsPath"].as_str().map(str::to_string),
             terminal: v["process"]["terminal"].as_bool().unwrap_or(false),
             console_size: console_size(&v["process"]),
+            namespace_paths: v["linux"]["namespaces"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n["path"].as_str())
+                        .filter(|p| !p.is_empty())
+                        .map(PathBuf::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -961,7 +1004,8 @@ fn overlay_relative(data: &str) -> Option<(PathBuf, String)> {
         let rewritten = match o.split_once('=') {
             Some((k @ ("upperdir" | "workdir"), v)) => format!("{k}={}", relative_to(&base, v)?),
             Some(("lowerdir", v)) => {
-                let parts: Option<Vec<String>> = v.split(':').map(|l| relative_to(&base, l)).collect();
+                let parts: Option<Vec<String>> =
+                    v.split(':').map(|l| relative_to(&base, l)).collect();
                 format!("lowerdir={}", parts?.join(":"))
             }
             _ => o.to_string(),
@@ -975,7 +1019,11 @@ fn overlay_relative(data: &str) -> Option<(PathBuf, String)> {
 fn relative_to(base: &Path, path: &str) -> Option<String> {
     use std::path::Component;
     let path = Path::new(path);
-    if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+    if !path.is_absolute()
+        || path
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
         return None;
     }
     let b: Vec<_> = base.components().collect();

@@ -94,6 +94,7 @@ fn start_shim(b: &Bundle, runtime: &str, open_stdin: bool) -> Shim {
         exit_file: b.dir.join(format!("{tag}-exit.json")),
         socket: b.dir.join(format!("{tag}.sock")),
         open_stdin,
+        prune_mounts: vec![],
     };
     let path = b.dir.join("shim.json");
     std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
@@ -433,6 +434,7 @@ fn shim_reports_create_error() {
             exit_file: b.dir.join("exit.json"),
             socket: b.dir.join("s.sock"),
             open_stdin: false,
+            prune_mounts: vec![],
         };
         std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
         let out = Command::new(bin)

@@ -97,6 +97,9 @@ pub struct Engine {
     execs: exec::Execs,
     net: Arc<berth_network::NetworkManager>,
     volumes: Arc<volumes::VolumeStore>,
+    /// Mount points holding every container's rootfs and netns pins: shims
+    /// create containers in a mount namespace without the others' mounts.
+    prune_mount_dirs: Vec<PathBuf>,
 }
 
 /// Wait conditions of `POST /containers/{id}/wait`.
@@ -143,6 +146,21 @@ impl Engine {
             // filesystem's block groups (ext4).
             let _ = berth_sys::fs::spread_subdirs(&d);
         }
+        let mut prune_mount_dirs = Vec::new();
+        for d in [
+            cfg.exec_root.join("containers"),
+            cfg.network.netns_dir.clone(),
+        ] {
+            std::fs::create_dir_all(&d).ctx(|| format!("create {}", d.display()))?;
+            match berth_sys::mount::ensure_mount_point(&d) {
+                Ok(true) => prune_mount_dirs.push(d),
+                Ok(false) => warn!(
+                    "{} holds mounts but is no mount point; container creates will see all of them",
+                    d.display()
+                ),
+                Err(e) => warn!("cannot make {} a mount point: {e}", d.display()),
+            }
+        }
         // Run shims and our runtime from a read-only bind mount of the
         // binary: a container cannot rewrite it via /proc/<pid>/exe, and
         // berth-runtime need not copy itself into a sealed memfd per create.
@@ -166,6 +184,7 @@ impl Engine {
         let volume_store = Arc::new(volumes::VolumeStore::open(&cfg.data_root.join("volumes"))?);
         let net = berth_network::NetworkManager::open(cfg.network.clone()).await?;
         let engine = Arc::new(Engine {
+            prune_mount_dirs,
             net,
             volumes: volume_store,
             cfg,
@@ -980,6 +999,7 @@ impl Engine {
             exit_file: self.exit_file(id),
             socket: self.shim_socket(id),
             open_stdin: rec.config.open_stdin,
+            prune_mounts: self.prune_mount_dirs.clone(),
         };
         let cfg_path = bundle.join("shim.json");
         shim::write_config(&cfg_path, &shim_cfg)?;

@@ -43,6 +43,11 @@ pub struct ShimConfig {
     /// Keep a pipe on the container's stdin that attach clients may write to.
     #[serde(default)]
     pub open_stdin: bool,
+    /// Mount points whose submounts (other containers' rootfs and netns
+    /// pins) the runtime create need not see: it runs in a mount namespace
+    /// without them, keeping only this container's own.
+    #[serde(default)]
+    pub prune_mounts: Vec<PathBuf>,
 }
 
 /// The shim's first (and only) line on its stdout after `berth-runtime shim`
