@@ -69,6 +69,10 @@ impl Drop for RoBin {
 
 /// Move the rootfs aside and have the shim bind-mount it back.
 fn start_shim(b: &Bundle, runtime: &str, open_stdin: bool) -> Shim {
+    start_shim_pruning(b, runtime, open_stdin, vec![])
+}
+
+fn start_shim_pruning(b: &Bundle, runtime: &str, open_stdin: bool, prune: Vec<PathBuf>) -> Shim {
     let lower = b.dir.join("lower");
     if !lower.exists() {
         std::fs::rename(b.dir.join("rootfs"), &lower).unwrap();
@@ -94,7 +98,7 @@ fn start_shim(b: &Bundle, runtime: &str, open_stdin: bool) -> Shim {
         exit_file: b.dir.join(format!("{tag}-exit.json")),
         socket: b.dir.join(format!("{tag}.sock")),
         open_stdin,
-        prune_mounts: vec![],
+        prune_mounts: prune,
     };
     let path = b.dir.join("shim.json");
     std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
@@ -233,6 +237,87 @@ fn assert_clean(b: &Bundle, shim: &Shim, runtime: &str) {
     );
     assert!(!shim.cfg.socket.exists(), "{runtime}: socket left");
     assert!(!alive(shim.ready.pid), "{runtime}: init alive");
+}
+
+/// Unmounts (lazily, deepest first) on drop, even when the test fails.
+struct MountGuard(Vec<PathBuf>);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        for p in self.0.iter().rev() {
+            let _ = nix::mount::umount2(p.as_path(), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// `prune_mounts`: the in-process create (and so its hooks, INTER, init)
+/// runs in a mount namespace without the mounts below the pruned dir (as
+/// for other containers' rootfs under <exec-root>/containers) but with
+/// this container's own rootfs; the host's mounts stay as they were.
+#[test]
+fn shim_create_without_other_containers_mounts() {
+    require_root!();
+    use nix::mount::{mount, MsFlags};
+    let b = Bundle::new("prune", &["cat", "/marker"]);
+    std::fs::write(b.dir.join("rootfs/marker"), "own rootfs\n").unwrap();
+    // The bundle dir stands in for <exec-root>/containers (berthd makes
+    // that a mount point of its own).
+    assert!(berth_sys::mount::ensure_mount_point(&b.dir).unwrap());
+    let mut guard = MountGuard(vec![b.dir.clone()]);
+    let ro = RoBin::new(&b);
+    let foreign = b.dir.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    mount(
+        Some("tmpfs"),
+        &foreign,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    guard.0.push(foreign.clone());
+    let hook_out = b.dir.join("hook-mountinfo");
+    b.edit(|c| {
+        c["hooks"] = serde_json::json!({"createRuntime": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat /proc/self/mountinfo > {}", hook_out.display())]
+        }]})
+    });
+    let shim = start_shim_pruning(&b, &ro.path, false, vec![b.dir.clone()]);
+    let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
+    request(
+        &mut c,
+        &Request::Attach {
+            stdout: true,
+            stderr: true,
+            stdin: false,
+        },
+    );
+    request(&mut c, &Request::Start);
+    let s = collect(&mut c);
+    assert_eq!(s.stdout, "own rootfs\n", "{s:?}");
+    assert_eq!(s.exited.as_ref().map(|x| x.exit_code), Some(0), "{s:?}");
+    let seen = std::fs::read_to_string(&hook_out).unwrap();
+    let mount_points: Vec<&str> = seen.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+    let dir = b.dir.to_str().unwrap();
+    assert!(
+        mount_points.contains(&format!("{dir}/rootfs").as_str()),
+        "own rootfs kept: {seen}"
+    );
+    assert!(
+        !mount_points
+            .iter()
+            .any(|m| m.starts_with(foreign.to_str().unwrap())),
+        "other mounts pruned: {seen}"
+    );
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        host.contains(foreign.to_str().unwrap()),
+        "the host keeps its mounts"
+    );
+    assert_clean(&b, &shim, &ro.path);
+    drop(ro);
+    drop(guard);
 }
 
 /// Attach + Start: output frames, Exited{3}, json-file log, exit file, cleanup.

@@ -51,6 +51,17 @@ fn parallel_starts_get_distinct_addresses_and_every_port_rule() {
         );
     }
     assert_eq!(veths_on(&d.bridge).lines().count(), N as usize);
+    // Creates run without the other containers' mounts: berthd made the
+    // dirs holding them mount points of their own, so a shim drops them as
+    // one subtree (every container above still got its rootfs and netns).
+    for dir in ["containers", "netns"] {
+        let p = d.exec_root().join(dir);
+        assert!(
+            berth_sys::mount::is_mount_point(&p).unwrap(),
+            "{}",
+            p.display()
+        );
+    }
 
     std::thread::scope(|s| {
         for name in &names {
