@@ -1014,10 +1014,13 @@ impl Engine {
                 });
             }
         };
-        self.update(id, |r| {
-            r.state.shim_pid = ready.shim_pid;
-            r.state.pid = ready.pid;
-            r.state.error.clear();
+        // In memory only: `Started` below saves the record (restore looks
+        // at running containers only, so nothing reads these from disk
+        // before that).
+        self.with_entry(id, |e| {
+            e.rec.state.shim_pid = ready.shim_pid;
+            e.rec.state.pid = ready.pid;
+            e.rec.state.error.clear();
         })?;
         let mut conn = ShimConn::connect(&shim_cfg.socket)
             .await

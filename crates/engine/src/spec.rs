@@ -228,19 +228,29 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value> {
         }
         spec["linux"]["sysctl"] = json!(sysctls);
     }
+    // The typed model catches shape mistakes before a runtime sees them
+    // (the seccomp part on its own: the default one is cached, checked once).
+    let invalid =
+        |e: serde_json::Error| Error::Internal(format!("generated an invalid OCI spec: {e}"));
+    serde_json::from_value::<oci_spec::runtime::Spec>(spec.clone()).map_err(invalid)?;
     if !host.privileged {
-        let profile = match &sec.seccomp {
+        let seccomp = match &sec.seccomp {
             seccomp::Choice::Unconfined => None,
-            seccomp::Choice::Default => Some(seccomp::default_profile()),
-            seccomp::Choice::Custom(body) => Some(seccomp::parse_docker(body)?),
+            seccomp::Choice::Default => {
+                Some(seccomp::default_oci(&caps, seccomp::kernel_version())?)
+            }
+            seccomp::Choice::Custom(body) => {
+                let p = seccomp::parse_docker(body)?;
+                let v = seccomp::to_oci(&p, &caps, seccomp::kernel_version());
+                serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(v.clone())
+                    .map_err(invalid)?;
+                Some(v)
+            }
         };
-        if let Some(p) = profile {
-            spec["linux"]["seccomp"] = seccomp::to_oci(&p, &caps, seccomp::kernel_version());
+        if let Some(v) = seccomp {
+            spec["linux"]["seccomp"] = v;
         }
     }
-    // The typed model catches shape mistakes before a runtime sees them.
-    serde_json::from_value::<oci_spec::runtime::Spec>(spec.clone())
-        .map_err(|e| Error::Internal(format!("generated an invalid OCI spec: {e}")))?;
     Ok(spec)
 }
 
