@@ -144,6 +144,38 @@ fn assert_limits(d: &Daemon) {
     let mem = read("memory.limit_in_bytes").or_else(|| read("memory.max"));
     assert_eq!(mem.as_deref(), Some("67108864"));
     assert_eq!(read("pids.max").as_deref(), Some("20"));
+    // The container sees its cgroups read-only: it cannot raise its own
+    // limits (as with runc under dockerd; libcontainer left them writable).
+    let o = d.berth(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "for f in /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max; do \
+           [ -e $f ] && { echo 1000 > $f || echo refused; }; done; \
+         awk '$5 ~ \"^/sys/fs/cgroup\" { for (i = 7; i <= NF; i++) if ($i == \"-\") t = $(i + 1); \
+              print $5, $6, t }' /proc/self/mountinfo",
+    ]);
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("refused"), "{out} {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    // Every cgroup hierarchy (the tmpfs holding them is the container's own).
+    let hierarchies: Vec<&str> = lines
+        .filter(|m| matches!(m.split(' ').nth(2), Some("cgroup" | "cgroup2")))
+        .collect();
+    assert!(!hierarchies.is_empty(), "cgroup mounts: {out}");
+    for m in hierarchies {
+        assert!(
+            m.split(' ').nth(1).unwrap_or("").starts_with("ro,"),
+            "writable: {m}"
+        );
+    }
+    assert_eq!(read("pids.max").as_deref(), Some("20"));
     d.berth(&["rm", "-f", &id]);
     assert!(
         eventually(10, || cgroup_dirs(&id).is_empty()),

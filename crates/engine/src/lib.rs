@@ -744,7 +744,15 @@ impl Engine {
             h.ipc_mode = "private".into();
         }
         if h.cgroupns_mode.is_empty() {
-            h.cgroupns_mode = "private".into();
+            // dockerd's default: a private cgroup namespace on cgroup v2,
+            // the host's on v1 (the container sees /sys/fs/cgroup/<ctl> as
+            // binds of its own cgroups, as runc sets it up there).
+            h.cgroupns_mode = if berth_sys::cgroup::is_unified() {
+                "private"
+            } else {
+                "host"
+            }
+            .into();
         }
         if h.shm_size == 0 {
             h.shm_size = 64 << 20;

@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
+mod cgroup_mount;
 pub mod enter;
 mod init_filter;
 pub mod spec;
@@ -62,6 +63,9 @@ pub enum Error {
     ExecStart(String),
     #[error("wait for container init: {0}")]
     Wait(#[source] nix::Error),
+    /// Set-up after libcontainer's create that failed.
+    #[error("{0}")]
+    Setup(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -234,7 +238,7 @@ impl Runtime {
                 .map_err(io(format!("restore {}/config.json", bundle.display())))?;
         }
         let mut c = built.map_err(lc(ctx))?;
-        if let Err(e) = disable_oom_killer_if_asked(&bundle) {
+        if let Err(e) = after_create(&bundle, &c) {
             let _ = c.delete(true);
             return Err(e);
         }
@@ -487,11 +491,22 @@ fn wait_forwarding_signals(pid: Pid) -> Result<i32> {
 /// `linux.resources.memory.disableOOMKiller` (`--oom-kill-disable`):
 /// libcontainer 0.7 never writes it, so set `memory.oom_control` on cgroup
 /// v1 ourselves. cgroup v2 has no such switch (runc ignores it there too).
-fn disable_oom_killer_if_asked(bundle: &Path) -> Result<()> {
+/// What libcontainer leaves undone at create: a read-only /sys/fs/cgroup,
+/// `--oom-kill-disable`.
+fn after_create(bundle: &Path, c: &libcontainer::container::Container) -> Result<()> {
     let spec = Spec::load(bundle.join("config.json")).map_err(|source| Error::Spec {
         context: format!("load {}/config.json", bundle.display()),
         source,
     })?;
+    if cgroup_mount::wants_readonly(&spec) {
+        if let Some(pid) = c.pid() {
+            cgroup_mount::make_readonly(pid).map_err(Error::Setup)?;
+        }
+    }
+    disable_oom_killer_if_asked(&spec)
+}
+
+fn disable_oom_killer_if_asked(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
