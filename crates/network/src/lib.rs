@@ -819,15 +819,19 @@ impl NetworkManager {
         self.state.lock().unwrap().sandboxes.get(cid).cloned()
     }
 
+    /// Atomic but not fsynced: a sandbox describes kernel state (a network
+    /// namespace, links, rules) that a reboot takes away with it, so only
+    /// a daemon restart needs the file, and the page cache survives that.
+    /// A file torn by a power loss is skipped at load like any unreadable one.
     fn save_sandbox(&self, s: &Sandbox) -> Result<()> {
-        write_json(
-            &self
-                .cfg
-                .state_dir
-                .join("sandboxes")
-                .join(format!("{}.json", s.container_id)),
-            s,
-        )
+        let path = self
+            .cfg
+            .state_dir
+            .join("sandboxes")
+            .join(format!("{}.json", s.container_id));
+        let data = serde_json::to_vec_pretty(s).expect("serializes");
+        berth_sys::fs::write_volatile(&path, &data, 0o600)
+            .map_err(|e| Error::Internal(format!("write {}: {e}", path.display())))
     }
 
     /// Create the container's namespace with its endpoints and published
