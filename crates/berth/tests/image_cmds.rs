@@ -758,7 +758,13 @@ impl Drop for Dockerd {
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .status();
+        // v2: /sys/fs/cgroup/<parent>; v1: one per hierarchy.
         let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{}", self.cgroup));
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(&self.cgroup));
+            }
+        }
         if !self.had_key {
             let _ = std::fs::remove_file("/etc/docker/key.json");
         }
