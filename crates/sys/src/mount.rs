@@ -95,11 +95,15 @@ pub fn bind_file_readonly(src: &Path, dst: &Path) -> io::Result<()> {
     Ok(())
 }
 
+fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
 /// Whether `path` is the root of a mount (statx `STATX_ATTR_MOUNT_ROOT`).
 pub fn is_mount_point(path: &Path) -> io::Result<bool> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let c = c_path(path)?;
     // SAFETY: statx is plain old data; all-zero is a valid value.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is NUL-terminated and `st` outlives the call.
@@ -178,9 +182,7 @@ pub fn enter_pruned_namespace(prune: &[&Path], keep: &[&Path]) -> io::Result<()>
 /// A detached copy of the mount at `path` and everything below it.
 fn open_tree_clone(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let c = c_path(path)?;
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     let flags =
         OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
@@ -196,9 +198,7 @@ fn open_tree_clone(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
 /// Attach a detached mount tree (from [`open_tree_clone`]) at `target`.
 fn move_tree(tree: &std::os::fd::OwnedFd, target: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(target.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let c = c_path(target)?;
     const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
     // SAFETY: both strings are NUL-terminated, the fd is open.
     let rc = unsafe {
@@ -215,4 +215,16 @@ fn move_tree(tree: &std::os::fd::OwnedFd, target: &Path) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod mount_point_tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_are_told_apart() {
+        assert!(is_mount_point(Path::new("/")).unwrap());
+        assert!(is_mount_point(Path::new("/proc")).unwrap());
+        assert!(!is_mount_point(Path::new("/proc/self/fd")).unwrap());
+    }
 }
