@@ -765,31 +765,56 @@ struct SpecInfo {
 
 impl SpecInfo {
     /// Best effort: an unreadable config is the runtime's to report.
+    /// Only these fields are read; the rest (most of it the seccomp
+    /// profile) is skipped without being built.
     fn read(bundle: &Path) -> SpecInfo {
-        let v: serde_json::Value = std::fs::read(bundle.join("config.json"))
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct Raw {
+            root: RawRoot,
+            process: serde_json::Map<String, serde_json::Value>,
+            linux: RawLinux,
+        }
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct RawRoot {
+            path: Option<String>,
+        }
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct RawLinux {
+            #[serde(rename = "cgroupsPath")]
+            cgroups_path: Option<String>,
+            namespaces: Vec<RawNamespace>,
+        }
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct RawNamespace {
+            path: Option<String>,
+        }
+        let raw: Raw = std::fs::read(bundle.join("config.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        let root = v["root"]["path"].as_str().unwrap_or("rootfs");
+        let process = serde_json::Value::Object(raw.process);
+        let root = raw.root.path.unwrap_or_else(|| "rootfs".into());
         SpecInfo {
             rootfs: bundle.join(root),
-            cwd: v["process"]["cwd"]
+            cwd: process["cwd"]
                 .as_str()
                 .filter(|c| !c.is_empty())
                 .map(PathBuf::from),
-            cgroups_path: v["linux"]["cgroupsPath"].as_str().map(str::to_string),
-            terminal: v["process"]["terminal"].as_bool().unwrap_or(false),
-            console_size: console_size(&v["process"]),
-            namespace_paths: v["linux"]["namespaces"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|n| n["path"].as_str())
-                        .filter(|p| !p.is_empty())
-                        .map(PathBuf::from)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            cgroups_path: raw.linux.cgroups_path,
+            terminal: process["terminal"].as_bool().unwrap_or(false),
+            console_size: console_size(&process),
+            namespace_paths: raw
+                .linux
+                .namespaces
+                .into_iter()
+                .filter_map(|n| n.path)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
         }
     }
 }
@@ -1822,6 +1847,32 @@ fn json_file_line(line: &[u8], stream: &str, time: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spec_info_reads_its_fields_only() {
+        let dir = std::env::temp_dir().join(format!("berth-specinfo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"ociVersion":"1.0.2","root":{"path":"rfs","readonly":false},
+                "process":{"terminal":true,"cwd":"/work","consoleSize":{"height":24,"width":80},"args":["sh"]},
+                "linux":{"cgroupsPath":"/berth/x","seccomp":{"defaultAction":"SCMP_ACT_ERRNO"},
+                         "namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/x"},{"type":"ipc","path":""}]}}"#,
+        )
+        .unwrap();
+        let s = SpecInfo::read(&dir);
+        assert_eq!(s.rootfs, dir.join("rfs"));
+        assert_eq!(s.cwd.as_deref(), Some(Path::new("/work")));
+        assert_eq!(s.cgroups_path.as_deref(), Some("/berth/x"));
+        assert!(s.terminal);
+        assert_eq!(s.console_size, Some((24, 80)));
+        assert_eq!(s.namespace_paths, vec![PathBuf::from("/run/netns/x")]);
+        std::fs::write(dir.join("config.json"), "{}").unwrap();
+        let s = SpecInfo::read(&dir);
+        assert_eq!(s.rootfs, dir.join("rootfs"));
+        assert!(!s.terminal && s.cwd.is_none() && s.namespace_paths.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn overlay_options_relative_to_the_snapshot_dir() {

@@ -13,15 +13,12 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
-use oci_spec::runtime::Spec;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Whether `spec` mounts `/sys/fs/cgroup` read-only.
-pub(crate) fn wants_readonly(spec: &Spec) -> bool {
-    spec.mounts().iter().flatten().any(|m| {
-        m.destination() == Path::new(CGROUP_ROOT) && m.options().iter().flatten().any(|o| o == "ro")
-    })
+/// Whether `dest` is `/sys/fs/cgroup`.
+pub(crate) fn is_cgroup_root(dest: &Path) -> bool {
+    dest == Path::new(CGROUP_ROOT)
 }
 
 /// Remount `/sys/fs/cgroup` and everything below it read-only inside the

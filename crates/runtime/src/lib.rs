@@ -494,11 +494,13 @@ fn wait_forwarding_signals(pid: Pid) -> Result<i32> {
 /// What libcontainer leaves undone at create: a read-only /sys/fs/cgroup,
 /// `--oom-kill-disable`.
 fn after_create(bundle: &Path, c: &libcontainer::container::Container) -> Result<()> {
-    let spec = Spec::load(bundle.join("config.json")).map_err(|source| Error::Spec {
-        context: format!("load {}/config.json", bundle.display()),
-        source,
-    })?;
-    if cgroup_mount::wants_readonly(&spec) {
+    let path = bundle.join("config.json");
+    let data = std::fs::read(&path).map_err(io(format!("read {}", path.display())))?;
+    // Only the fields used here: the rest (most of it the seccomp profile)
+    // is skipped without being built.
+    let spec: AfterCreateSpec = serde_json::from_slice(&data)
+        .map_err(|e| Error::Setup(format!("parse {}: {e}", path.display())))?;
+    if spec.wants_readonly_cgroups() {
         if let Some(pid) = c.pid() {
             cgroup_mount::make_readonly(pid).map_err(Error::Setup)?;
         }
@@ -506,17 +508,51 @@ fn after_create(bundle: &Path, c: &libcontainer::container::Container) -> Result
     disable_oom_killer_if_asked(&spec)
 }
 
-fn disable_oom_killer_if_asked(spec: &Spec) -> Result<()> {
-    let Some(linux) = spec.linux() else {
+/// What [`after_create`] reads of `config.json`.
+#[derive(Deserialize, Default)]
+struct AfterCreateSpec {
+    #[serde(default)]
+    mounts: Vec<SpecMount>,
+    #[serde(default)]
+    linux: Option<SpecLinux>,
+}
+
+#[derive(Deserialize, Default)]
+struct SpecMount {
+    #[serde(default)]
+    destination: PathBuf,
+    #[serde(default)]
+    options: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+struct SpecLinux {
+    #[serde(default, rename = "cgroupsPath")]
+    cgroups_path: Option<String>,
+    #[serde(default)]
+    resources: Option<serde_json::Value>,
+}
+
+impl AfterCreateSpec {
+    /// Docker's spec mounts `/sys/fs/cgroup` `ro` for unprivileged containers.
+    fn wants_readonly_cgroups(&self) -> bool {
+        self.mounts.iter().any(|m| {
+            cgroup_mount::is_cgroup_root(&m.destination)
+                && m.options.iter().flatten().any(|o| o == "ro")
+        })
+    }
+}
+
+fn disable_oom_killer_if_asked(spec: &AfterCreateSpec) -> Result<()> {
+    let Some(linux) = &spec.linux else {
         return Ok(());
     };
     let disable = linux
-        .resources()
+        .resources
         .as_ref()
-        .and_then(|r| r.memory().as_ref())
-        .and_then(|m| m.disable_oom_killer())
+        .and_then(|r| r["memory"]["disableOOMKiller"].as_bool())
         .unwrap_or(false);
-    let Some(cgroup) = linux.cgroups_path().as_ref().filter(|_| disable) else {
+    let Some(cgroup) = linux.cgroups_path.as_ref().filter(|_| disable) else {
         return Ok(());
     };
     let file = Path::new("/sys/fs/cgroup/memory")
@@ -587,6 +623,31 @@ pub fn write_spec(bundle: &Path, spec: &Spec) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_create_reads_only_what_it_needs() {
+        let spec: AfterCreateSpec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.2","process":{"args":["sh"]},
+                "mounts":[{"destination":"/proc","type":"proc"},
+                          {"destination":"/sys/fs/cgroup","type":"cgroup","options":["ro","nosuid"]}],
+                "linux":{"cgroupsPath":"/berth/x","resources":{"memory":{"disableOOMKiller":true}},
+                         "seccomp":{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[]}}}"#,
+        )
+        .unwrap();
+        assert!(spec.wants_readonly_cgroups());
+        let linux = spec.linux.as_ref().unwrap();
+        assert_eq!(linux.cgroups_path.as_deref(), Some("/berth/x"));
+        assert_eq!(
+            linux.resources.as_ref().unwrap()["memory"]["disableOOMKiller"],
+            true
+        );
+        let privileged: AfterCreateSpec = serde_json::from_str(
+            r#"{"mounts":[{"destination":"/sys/fs/cgroup","type":"cgroup","options":["rw"]}]}"#,
+        )
+        .unwrap();
+        assert!(!privileged.wants_readonly_cgroups());
+        assert!(!AfterCreateSpec::default().wants_readonly_cgroups());
+    }
 
     #[test]
     fn signals_by_name_and_number() {
