@@ -141,6 +141,19 @@ fn request(s: &mut UnixStream, r: &Request) {
     send(s, FrameKind::Control, &serde_json::to_vec(r).unwrap());
 }
 
+/// Attach to stdout and stderr (and stdin if asked), then start.
+fn attach_and_start(c: &mut UnixStream, stdin: bool) {
+    request(
+        c,
+        &Request::Attach {
+            stdout: true,
+            stderr: true,
+            stdin,
+        },
+    );
+    request(c, &Request::Start);
+}
+
 fn read_frame(s: &mut UnixStream) -> Option<(FrameKind, Vec<u8>)> {
     let mut h = [0u8; 5];
     s.read_exact(&mut h).ok()?;
@@ -285,15 +298,7 @@ fn shim_create_without_other_containers_mounts() {
     });
     let shim = start_shim_pruning(&b, &ro.path, false, vec![b.dir.clone()]);
     let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
-    request(
-        &mut c,
-        &Request::Attach {
-            stdout: true,
-            stderr: true,
-            stdin: false,
-        },
-    );
-    request(&mut c, &Request::Start);
+    attach_and_start(&mut c, false);
     let s = collect(&mut c);
     assert_eq!(s.stdout, "own rootfs\n", "{s:?}");
     assert_eq!(s.exited.as_ref().map(|x| x.exit_code), Some(0), "{s:?}");
@@ -341,15 +346,7 @@ fn shim_attach_start_exit() {
             }
             r => panic!("{r:?}"),
         }
-        request(
-            &mut c,
-            &Request::Attach {
-                stdout: true,
-                stderr: true,
-                stdin: false,
-            },
-        );
-        request(&mut c, &Request::Start);
+        attach_and_start(&mut c, false);
         let s = collect(&mut c);
         assert_eq!(s.stdout, "hello\npart", "{rt}: {s:?}");
         assert_eq!(s.stderr, "oops\n", "{rt}: {s:?}");
@@ -411,15 +408,7 @@ fn shim_survives_client_disconnect() {
         let shim = start_shim(&b, rt, false);
         {
             let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
-            request(
-                &mut c,
-                &Request::Attach {
-                    stdout: true,
-                    stderr: true,
-                    stdin: false,
-                },
-            );
-            request(&mut c, &Request::Start);
+            attach_and_start(&mut c, false);
             let (k, _) = read_frame(&mut c).unwrap();
             assert_eq!(k, FrameKind::Control);
         } // dropped: disconnect
@@ -440,15 +429,7 @@ fn shim_stdin() {
     for rt in ro.runtimes() {
         let shim = start_shim(&b, rt, true);
         let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
-        request(
-            &mut c,
-            &Request::Attach {
-                stdout: true,
-                stderr: true,
-                stdin: true,
-            },
-        );
-        request(&mut c, &Request::Start);
+        attach_and_start(&mut c, true);
         send(&mut c, FrameKind::Stdin, b"ping\n");
         send(&mut c, FrameKind::StdinClose, b"");
         let s = collect(&mut c);
@@ -541,15 +522,7 @@ fn run_in_cwd(b: &Bundle, rt: &str, cwd: &str) -> Session {
     b.edit(|c| c["process"]["cwd"] = serde_json::json!(cwd));
     let shim = start_shim(b, rt, false);
     let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
-    request(
-        &mut c,
-        &Request::Attach {
-            stdout: true,
-            stderr: true,
-            stdin: false,
-        },
-    );
-    request(&mut c, &Request::Start);
+    attach_and_start(&mut c, false);
     let s = collect(&mut c);
     assert_clean(b, &shim, rt);
     let _ = std::fs::remove_file(&shim.cfg.exit_file);
@@ -616,15 +589,7 @@ fn shim_signals_not_inherited() {
             .unwrap();
         assert_ne!(ign & (1 << (libc::SIGPIPE - 1)), 0, "{rt}: shim {ign:x}");
         let mut c = UnixStream::connect(&shim.cfg.socket).unwrap();
-        request(
-            &mut c,
-            &Request::Attach {
-                stdout: true,
-                stderr: true,
-                stdin: false,
-            },
-        );
-        request(&mut c, &Request::Start);
+        attach_and_start(&mut c, false);
         let s = collect(&mut c);
         let got = s
             .stdout

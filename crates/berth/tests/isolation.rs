@@ -190,6 +190,18 @@ fn isolation_and_limits_with_berth_runtime() {
     let d = Daemon::start("iso");
     assert_isolated(&d);
     assert_limits(&d);
+    // dockerd's default cgroup namespace: the host's on cgroup v1, private
+    // on v2 (ARCH-17).
+    let o = d.berth(&["create", "--name", "cgns", IMAGE, "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = d.berth(&["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", "cgns"]);
+    let want = if berth_sys::cgroup::is_unified() {
+        "private"
+    } else {
+        "host"
+    };
+    assert_eq!(stdout(&o).trim(), want);
+    d.berth(&["rm", "cgns"]);
 }
 
 #[test]

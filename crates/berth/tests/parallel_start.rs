@@ -51,6 +51,26 @@ fn parallel_starts_get_distinct_addresses_and_every_port_rule() {
         );
     }
     assert_eq!(veths_on(&d.bridge).lines().count(), N as usize);
+    // Per-container parents are spread over ext4 block groups (chattr +T)
+    // where the filesystem has the flag.
+    for p in [
+        d.data_root().join("containers"),
+        d.data_root().join("image/snapshots"),
+        d.exec_root().join("containers"),
+        d.exec_root().join("runtime"),
+    ] {
+        let st = nix::sys::statfs::statfs(&p).unwrap();
+        if st.filesystem_type() == nix::sys::statfs::EXT4_SUPER_MAGIC {
+            let o = std::process::Command::new("lsattr")
+                .arg("-d")
+                .arg(&p)
+                .output()
+                .unwrap();
+            let attrs = String::from_utf8_lossy(&o.stdout).into_owned();
+            let flags = attrs.split_whitespace().next().unwrap_or("");
+            assert!(flags.contains('T'), "{}: {attrs}", p.display());
+        }
+    }
     // Creates run without the other containers' mounts: berthd made the
     // dirs holding them mount points of their own, so a shim drops them as
     // one subtree (every container above still got its rootfs and netns).

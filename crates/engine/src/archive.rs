@@ -57,14 +57,7 @@ pub fn with_view<T: Send + 'static>(
     let d = dir.clone();
     let res = std::thread::spawn(move || -> io::Result<T> {
         use nix::mount::{mount, MsFlags};
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_SLAVE,
-            None::<&str>,
-        )?;
+        berth_sys::mount::enter_private_namespace()?;
         match &root {
             RootSource::Overlay(ms) => {
                 for m in ms {

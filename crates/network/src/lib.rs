@@ -253,9 +253,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Atomic and fsynced: configuration that must survive a reboot.
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     let data = serde_json::to_vec_pretty(v).expect("serializes");
     berth_sys::fs::write_atomic(path, &data, 0o600)
+        .map_err(|e| Error::Internal(format!("write {}: {e}", path.display())))
+}
+
+/// Atomic, not fsynced: state about kernel objects a reboot removes anyway.
+fn write_json_volatile<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+    let data = serde_json::to_vec_pretty(v).expect("serializes");
+    berth_sys::fs::write_volatile(path, &data, 0o600)
         .map_err(|e| Error::Internal(format!("write {}: {e}", path.display())))
 }
 
@@ -824,14 +832,14 @@ impl NetworkManager {
     /// a daemon restart needs the file, and the page cache survives that.
     /// A file torn by a power loss is skipped at load like any unreadable one.
     fn save_sandbox(&self, s: &Sandbox) -> Result<()> {
-        let path = self
-            .cfg
-            .state_dir
-            .join("sandboxes")
-            .join(format!("{}.json", s.container_id));
-        let data = serde_json::to_vec_pretty(s).expect("serializes");
-        berth_sys::fs::write_volatile(&path, &data, 0o600)
-            .map_err(|e| Error::Internal(format!("write {}: {e}", path.display())))
+        write_json_volatile(
+            &self
+                .cfg
+                .state_dir
+                .join("sandboxes")
+                .join(format!("{}.json", s.container_id)),
+            s,
+        )
     }
 
     /// Create the container's namespace with its endpoints and published

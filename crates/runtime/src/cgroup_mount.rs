@@ -1,4 +1,4 @@
-//! A read-only `/sys/fs/cgroup` (CTR-05, SEC-xx): Docker's spec mounts it
+//! A read-only `/sys/fs/cgroup` (RES-18, ARCH-17): Docker's spec mounts it
 //! `ro` for unprivileged containers and runc honours that; libcontainer 0.7
 //! leaves the cgroup v1 hierarchies it mounts there writable, so a
 //! container's root could raise its own limits (`pids.max`,

@@ -486,11 +486,6 @@ fn wait_forwarding_signals(pid: Pid) -> Result<i32> {
     }
 }
 
-/// Wait for `pid` (a child of the caller) and map its status to a shell-style
-/// exit code.
-/// `linux.resources.memory.disableOOMKiller` (`--oom-kill-disable`):
-/// libcontainer 0.7 never writes it, so set `memory.oom_control` on cgroup
-/// v1 ourselves. cgroup v2 has no such switch (runc ignores it there too).
 /// What libcontainer leaves undone at create: a read-only /sys/fs/cgroup,
 /// `--oom-kill-disable`.
 fn after_create(bundle: &Path, c: &libcontainer::container::Container) -> Result<()> {
@@ -543,6 +538,9 @@ impl AfterCreateSpec {
     }
 }
 
+/// `linux.resources.memory.disableOOMKiller` (`--oom-kill-disable`):
+/// libcontainer 0.7 never writes it, so set `memory.oom_control` on cgroup
+/// v1 ourselves. cgroup v2 has no such switch (runc ignores it there too).
 fn disable_oom_killer_if_asked(spec: &AfterCreateSpec) -> Result<()> {
     let Some(linux) = &spec.linux else {
         return Ok(());
@@ -564,6 +562,8 @@ fn disable_oom_killer_if_asked(spec: &AfterCreateSpec) -> Result<()> {
     std::fs::write(&file, "1").map_err(io(format!("write {}", file.display())))
 }
 
+/// Wait for `pid` (a child of the caller) and map its status to a shell-style
+/// exit code.
 pub fn wait_exit_code(pid: Pid) -> Result<i32> {
     loop {
         match waitpid(pid, None) {

@@ -141,6 +141,23 @@ pub fn ensure_mount_point(dir: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Move the calling thread (with `CLONE_FS` unshared: a fresh thread or a
+/// single-threaded process) into a new mount namespace whose `/` is a
+/// recursive slave: host mounts still arrive, nothing mounted here leaves.
+pub fn enter_private_namespace() -> io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    unshare(CloneFlags::CLONE_NEWNS).map_err(io::Error::from)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(io::Error::from)
+}
+
 /// Move the calling process into a new mount namespace that lacks every
 /// mount below the mount points `prune` except those at `keep` (each
 /// with what is mounted below it). `/` becomes a recursive slave first, so
@@ -151,23 +168,13 @@ pub fn ensure_mount_point(dir: &Path) -> io::Result<bool> {
 /// without the rootfs and netns mounts of every other container that is
 /// O(1) per container instead of O(containers).
 pub fn enter_pruned_namespace(prune: &[&Path], keep: &[&Path]) -> io::Result<()> {
-    use nix::mount::{mount, MsFlags};
-    use nix::sched::{unshare, CloneFlags};
     let mut trees = Vec::new();
     for k in keep {
         if prune.iter().any(|p| k.starts_with(p)) && is_mount_point(k)? {
             trees.push((open_tree_clone(k)?, *k));
         }
     }
-    unshare(CloneFlags::CLONE_NEWNS).map_err(io::Error::from)?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    )
-    .map_err(io::Error::from)?;
+    enter_private_namespace()?;
     for p in prune {
         if is_mount_point(p)? {
             umount2(*p, MntFlags::MNT_DETACH).map_err(io::Error::from)?;
