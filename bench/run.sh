@@ -75,7 +75,7 @@ BCID=$(cat "$T/berth-sleep.id")
 sleep 1
 SHIM_PID=""
 # the shim's command line is `berth-runtime shim --config <exec-root>/...`
-for p in $(pgrep -f 'berth-runtime shim' || true); do
+for p in $(pgrep -f 'berth-runtime shim --config' || true); do
     tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$T/" && { SHIM_PID=$p; break; }
 done
 SHIM_RSS=$([ -n "$SHIM_PID" ] && rss_kb "$SHIM_PID" || echo 0)
@@ -99,7 +99,9 @@ fi
 : >"$T/parallel.md"
 if [ "$PARALLEL" -gt 0 ]; then
     log "starting $PARALLEL containers in parallel (berth)"
-    "$REPO/bench/parallel.sh" "$PARALLEL" "$IMAGE" berth "$BERTH" "$BSOCK" "$BERTHD_PID" \
+    # berthd's shim launcher counts as daemon memory.
+    LAUNCHER_PID=$(pgrep -P "$BERTHD_PID" -f 'berth-runtime shim-launcher' | head -1 || true)
+    "$REPO/bench/parallel.sh" "$PARALLEL" "$IMAGE" berth "$BERTH" "$BSOCK" "$BERTHD_PID${LAUNCHER_PID:+,$LAUNCHER_PID}" \
         "berth-runtime shim --config $T/" >>"$T/parallel.md"
     if [ "$DOCKER_OK" = 1 ]; then
         log "starting $PARALLEL containers in parallel (docker)"

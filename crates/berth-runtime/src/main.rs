@@ -117,6 +117,13 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// berthd's shim launcher: forks one shim per request on stdin.
+    #[command(hide = true)]
+    ShimLauncher {
+        /// Empty arguments: room for the shims' rewritten command lines.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        room: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -137,6 +144,9 @@ fn main() -> ExitCode {
     if let Cmd::Shim { config } = &cli.cmd {
         // Forks first; never returns.
         shim::main(config);
+    }
+    if let Cmd::ShimLauncher { .. } = &cli.cmd {
+        shim::launcher();
     }
     // Container processes must not inherit ignored signals (our own SIGPIPE
     // or anything our caller ignored), like runc.
@@ -226,7 +236,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Spec { bundle } => {
             berth_runtime::write_spec(&bundle, &berth_runtime::default_spec()).context("spec")?;
         }
-        Cmd::Shim { .. } => unreachable!("handled in main"),
+        Cmd::Shim { .. } | Cmd::ShimLauncher { .. } => unreachable!("handled in main"),
     }
     Ok(0)
 }

@@ -42,16 +42,13 @@ pub fn main(config_path: &Path) -> ! {
     // which std resets in the children it spawns.
     berth_sys::signal::reset_ignored();
     berth_sys::signal::ignore(libc::SIGPIPE);
-    let cfg: ShimConfig = match std::fs::read(config_path)
-        .map_err(anyhow::Error::from)
-        .and_then(|b| Ok(serde_json::from_slice(&b)?))
-    {
+    let cfg = match read_config(config_path) {
         Ok(c) => c,
         Err(e) => {
             print_ready(&ShimReady {
                 shim_pid: 0,
                 pid: 0,
-                error: Some(format!("read shim config {}: {e}", config_path.display())),
+                error: Some(e),
             });
             std::process::exit(1);
         }
@@ -83,18 +80,118 @@ pub fn main(config_path: &Path) -> ! {
         }
         Ok(ForkResult::Child) => {
             drop(ready_r);
-            detach(ready_w.as_raw_fd());
-            init_log(&cfg.bundle);
-            let code = match shim(&cfg, File::from(ready_w)) {
-                Ok(()) => 0,
-                Err(e) => {
-                    tracing::error!("shim: {e:#}");
-                    1
-                }
-            };
-            std::process::exit(code);
+            run_detached(&cfg, ready_w)
         }
     }
+}
+
+fn read_config(path: &Path) -> std::result::Result<ShimConfig, String> {
+    std::fs::read(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(serde_json::from_slice(&b)?))
+        .map_err(|e| format!("read shim config {}: {e}", path.display()))
+}
+
+/// The shim proper, in the process that stays: detach, log, supervise.
+/// `ready` gets the one `ShimReady` line.
+fn run_detached(cfg: &ShimConfig, ready: OwnedFd) -> ! {
+    detach(ready.as_raw_fd());
+    init_log(&cfg.bundle);
+    let code = match shim(cfg, File::from(ready)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("shim: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// `berth-runtime shim-launcher`: berthd's shim launcher (ARCH-13). Started
+/// once by berthd with a `SOCK_SEQPACKET` socket on stdin; each packet is a
+/// shim config path with a reply socket attached. The launcher forks; the
+/// child becomes that container's shim (as `shim --config` would, without
+/// exec'ing and relocating this binary again) and writes its `ShimReady`
+/// line to the reply socket. Exits when berthd closes its end; the shims
+/// live on. Single-threaded: it only receives and forks.
+pub fn launcher() -> ! {
+    berth_sys::signal::reset_ignored();
+    berth_sys::signal::ignore(libc::SIGPIPE);
+    // The shims are our children until they exit: let the kernel reap them.
+    berth_sys::signal::ignore(libc::SIGCHLD);
+    // SAFETY: fd 0 is the control socket berthd gave us; we own it from here.
+    let control = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(0) };
+    if nix::sys::socket::send(
+        control.as_raw_fd(),
+        berth_types::shim::LAUNCHER_HELLO.as_bytes(),
+        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+    )
+    .is_err()
+    {
+        std::process::exit(1);
+    }
+    loop {
+        let (path, reply) =
+            match berth_sys::fdpass::recv_with_fd(std::os::fd::AsFd::as_fd(&control), 8192) {
+                Ok(Some((path, Some(reply)))) => (path, reply),
+                // A packet without a reply socket: nobody to answer.
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => std::process::exit(0),
+            };
+        let path = PathBuf::from(std::ffi::OsString::from(
+            <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(path),
+        ));
+        // SAFETY: single-threaded (we never start a thread), so the child
+        // may run arbitrary code.
+        match unsafe { nix::unistd::fork() } {
+            Err(e) => {
+                write_ready(
+                    &reply,
+                    &ShimReady {
+                        shim_pid: 0,
+                        pid: 0,
+                        error: Some(format!("fork: {e}")),
+                    },
+                );
+            }
+            Ok(ForkResult::Parent { .. }) => {
+                drop(reply);
+                warm_cgroup_migration();
+            }
+            Ok(ForkResult::Child) => {
+                drop(control);
+                berth_sys::signal::reset_ignored();
+                berth_sys::signal::ignore(libc::SIGPIPE);
+                // What `ps` and `pgrep -f` show for the container's shim.
+                let argv0 = std::env::args_os().next().unwrap_or_default();
+                berth_sys::process::rewrite_cmdline(&[
+                    argv0.as_os_str(),
+                    std::ffi::OsStr::new("shim"),
+                    std::ffi::OsStr::new("--config"),
+                    path.as_os_str(),
+                ]);
+                match read_config(&path) {
+                    Ok(cfg) => run_detached(&cfg, reply),
+                    Err(e) => {
+                        write_ready(
+                            &reply,
+                            &ShimReady {
+                                shim_pid: 0,
+                                pid: 0,
+                                error: Some(e),
+                            },
+                        );
+                        std::process::exit(1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_ready(to: &OwnedFd, r: &ShimReady) {
+    let line = format!("{}\n", serde_json::to_string(r).unwrap_or_default());
+    let _ = nix::unistd::write(to, line.as_bytes());
 }
 
 /// Start the RCU grace period that every cgroup migration waits for, while

@@ -197,3 +197,64 @@ fn runtime_binary_cannot_be_rewritten_through_proc_exe() {
     );
     d.berth(&["rm", "-f", &id]);
 }
+
+fn ppid_of(pid: &str) -> Option<String> {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    st.lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .map(|p| p.trim().to_string())
+}
+
+/// ARCH-13: berthd forks shims through one `berth-runtime shim-launcher`
+/// (no exec per container). Each shim still shows `shim --config <its
+/// bundle>/shim.json` in ps, the launcher ends with the daemon, and the
+/// shims outlive both.
+#[test]
+fn shims_are_forked_by_the_launcher_and_outlive_it() {
+    require_root!();
+    let mut d = Daemon::start("launch");
+    let id = ok(&d.berth(&["run", "-d", IMAGE, "sleep", "60"]))
+        .trim()
+        .to_string();
+    let shim = processes_matching(&format!("{id}/shim.json"));
+    assert_eq!(shim.len(), 1, "{shim:?}");
+    assert!(
+        shim[0].contains(" shim --config "),
+        "command line rewritten: {shim:?}"
+    );
+    let shim_pid = shim[0].split(':').next().unwrap().to_string();
+    let launcher = ppid_of(&shim_pid).expect("shim's parent");
+    let cmd = std::fs::read(format!("/proc/{launcher}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmd).contains("shim-launcher"),
+        "the shim's parent is the launcher: {}",
+        String::from_utf8_lossy(&cmd)
+    );
+    assert_eq!(ppid_of(&launcher), Some(d.pid().to_string()));
+
+    d.kill9();
+    assert!(
+        eventually(5, || !std::path::Path::new(&format!("/proc/{launcher}"))
+            .exists()
+            || ppid_of(&launcher).is_none()),
+        "the launcher exits with the daemon"
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{shim_pid}")).exists(),
+        "the shim outlives daemon and launcher"
+    );
+    d.spawn();
+    let o = d.berth(&["exec", &id, "echo", "still here"]);
+    assert_eq!(stdout(&o).trim(), "still here", "{}", stderr(&o));
+    // The new daemon starts a new launcher.
+    let id2 = ok(&d.berth(&["run", "-d", IMAGE, "sleep", "60"]))
+        .trim()
+        .to_string();
+    let shim2 = processes_matching(&format!("{id2}/shim.json"));
+    let launcher2 = ppid_of(shim2[0].split(':').next().unwrap()).unwrap();
+    assert_ne!(launcher2, launcher);
+    assert_eq!(ppid_of(&launcher2), Some(d.pid().to_string()));
+    ok(&d.berth(&["rm", "-f", &id, &id2]));
+    assert_no_trace(&d, &id);
+    assert_no_trace(&d, &id2);
+}

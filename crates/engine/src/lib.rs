@@ -100,6 +100,7 @@ pub struct Engine {
     /// Mount points holding every container's rootfs and netns pins: shims
     /// create containers in a mount namespace without the others' mounts.
     prune_mount_dirs: Vec<PathBuf>,
+    shims: shim::Launcher,
 }
 
 /// Wait conditions of `POST /containers/{id}/wait`.
@@ -184,6 +185,7 @@ impl Engine {
         let volume_store = Arc::new(volumes::VolumeStore::open(&cfg.data_root.join("volumes"))?);
         let net = berth_network::NetworkManager::open(cfg.network.clone()).await?;
         let engine = Arc::new(Engine {
+            shims: shim::Launcher::new(&cfg.shim_binary, &cfg.exec_root),
             prune_mount_dirs,
             net,
             volumes: volume_store,
@@ -1011,7 +1013,7 @@ impl Engine {
         };
         let cfg_path = bundle.join("shim.json");
         shim::write_config(&cfg_path, &shim_cfg)?;
-        let ready = match shim::spawn(&self.cfg.shim_binary, &cfg_path).await {
+        let ready = match self.shims.spawn(&cfg_path).await {
             Ok(r) => r,
             Err(e) => {
                 let _ = berth_sys::mount::unmount_all(&bundle.join("rootfs"));

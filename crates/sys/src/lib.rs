@@ -3,6 +3,7 @@
 
 pub mod at;
 pub mod cgroup;
+pub mod fdpass;
 pub mod fs;
 pub mod mount;
 pub mod netns;

@@ -232,3 +232,8 @@ mod tests {
         assert_eq!(j, r#"{"op":"resize","width":80,"height":24}"#);
     }
 }
+
+/// The first packet `berth-runtime shim-launcher` sends on its control
+/// socket (stdin): it runs and serves requests (one shim config path plus
+/// a reply socket per packet).
+pub const LAUNCHER_HELLO: &str = "berth-shim-launcher 1";
