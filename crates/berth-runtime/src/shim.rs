@@ -138,9 +138,8 @@ pub fn launcher() -> ! {
                 Ok(Some(_)) => continue,
                 Ok(None) | Err(_) => std::process::exit(0),
             };
-        let path = PathBuf::from(std::ffi::OsString::from(
-            <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(path),
-        ));
+        let path =
+            PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(path));
         // SAFETY: single-threaded (we never start a thread), so the child
         // may run arbitrary code.
         match unsafe { nix::unistd::fork() } {
