@@ -11,8 +11,7 @@ use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, CloneFlags};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::Pid;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -22,42 +21,31 @@ pub(crate) fn is_cgroup_root(dest: &Path) -> bool {
 }
 
 /// Remount `/sys/fs/cgroup` and everything below it read-only inside the
-/// mount namespace of `init` (a created, not yet started container). Forks
-/// a child that joins the namespace; the caller must be single-threaded.
+/// mount namespace of `init` (a created, not yet started container): this
+/// process joins that namespace for the remounts and then returns to its
+/// own, working directory included (no helper process to fork). The
+/// caller must be single-threaded (`setns(CLONE_NEWNS)` refuses otherwise).
 pub(crate) fn make_readonly(init: Pid) -> Result<(), String> {
     let ns = std::fs::File::open(format!("/proc/{init}/ns/mnt"))
         .map_err(|e| format!("open the mount namespace of {init}: {e}"))?;
-    // Read from here: the container's /proc is of its own pid namespace,
-    // where the helper has no /proc/self.
+    // Read from here: the container's /proc is of its own pid namespace.
     let info = std::fs::read_to_string(format!("/proc/{init}/mountinfo"))
         .map_err(|e| format!("read the mounts of {init}: {e}"))?;
     let mounts = cgroup_mounts(&info);
     if mounts.is_empty() {
         return Ok(());
     }
-    // SAFETY: callers (the runtime CLI, the shim's create child) are
-    // single-threaded, so the child may allocate; it ends with _exit.
-    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
-        ForkResult::Child => {
-            let code = match remount_in(&ns, &mounts) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("read-only /sys/fs/cgroup: {e}");
-                    1
-                }
-            };
-            // SAFETY: ends the forked child without running the parent's
-            // exit handlers or flushing its buffers twice.
-            unsafe { libc::_exit(code) }
-        }
-        ForkResult::Parent { child } => loop {
-            match waitpid(child, None) {
-                Err(nix::Error::EINTR) => continue,
-                Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
-                Ok(st) => return Err(format!("cannot make /sys/fs/cgroup read-only ({st:?})")),
-                Err(e) => return Err(format!("wait for the remount helper: {e}")),
-            }
-        },
+    let own = std::fs::File::open("/proc/self/ns/mnt")
+        .map_err(|e| format!("open our mount namespace: {e}"))?;
+    let cwd = std::fs::File::open(".").map_err(|e| format!("open the working directory: {e}"))?;
+    let res = remount_in(&ns, &mounts);
+    // Back home: our namespace's root, then our working directory.
+    let back = setns(&own, CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("return to our mount namespace: {e}"))
+        .and_then(|()| nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd)).map_err(|e| format!("fchdir: {e}")));
+    match (res, back) {
+        (Err(e), _) | (Ok(()), Err(e)) => Err(format!("cannot make /sys/fs/cgroup read-only: {e}")),
+        (Ok(()), Ok(())) => Ok(()),
     }
 }
 
