@@ -17,6 +17,21 @@ daemons_rss() {
     rss_kb "${files[@]}"
 }
 
+# Let the kernel finish tearing down what earlier benchmarks left (network
+# namespaces, cgroups): wait until the machine is idle (under 5% busy over
+# half a second), at most 30 s, so each engine starts on a quiet machine.
+settle() {
+    local i a b
+    for i in $(seq 60); do
+        a=$(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+        sleep 0.5
+        b=$(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+        awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
+            exit !((y[1] - x[1]) < 0.05 * (y[2] - x[2])) }' && return
+    done
+}
+settle
+
 before=$(daemons_rss)
 t0=$(date +%s.%N)
 seq 1 "$N" | xargs -P "$N" -I{} "$CLI" -H "$SOCK" run -d --name "par-$NAME-{}" "$IMAGE" sleep 600 >/dev/null

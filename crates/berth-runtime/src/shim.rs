@@ -158,7 +158,10 @@ pub fn launcher() -> ! {
                 warm_cgroup_migration();
             }
             Ok(ForkResult::Child) => {
-                drop(control);
+                // fd 0 (the control socket) becomes /dev/null: never leave
+                // 0-2 closed, or the next open takes them.
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(control);
+                stdio_to_null();
                 berth_sys::signal::reset_ignored();
                 berth_sys::signal::ignore(libc::SIGPIPE);
                 // What `ps` and `pgrep -f` show for the container's shim.
@@ -249,15 +252,27 @@ fn detach(keep_fd: i32) {
     let _ = nix::unistd::setsid();
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
-        for fd in 0..3 {
-            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
-        }
-    }
+    stdio_to_null();
     close_fds_except(keep_fd);
     // Keep RSS small: one malloc arena for all threads.
     // SAFETY: mallopt only tunes glibc's allocator.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+}
+
+/// Point fds 0-2 at /dev/null (open; the descriptor used for it is kept
+/// when it is itself one of 0-2).
+fn stdio_to_null() {
+    if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
+        let raw = null.as_raw_fd();
+        for fd in 0..3 {
+            if fd != raw {
+                let _ = nix::unistd::dup2(raw, fd);
+            }
+        }
+        if raw <= 2 {
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(null);
+        }
+    }
 }
 
 /// Close every fd above 2 but `keep_fd`: `close_range(2)` (Linux 5.9), else

@@ -223,6 +223,13 @@ fn shims_are_forked_by_the_launcher_and_outlive_it() {
         "command line rewritten: {shim:?}"
     );
     let shim_pid = shim[0].split(':').next().unwrap().to_string();
+    for fd in 0..3 {
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{shim_pid}/fd/{fd}")).ok(),
+            Some(std::path::PathBuf::from("/dev/null")),
+            "the shim's fd {fd} (not the launcher's socket, never closed)"
+        );
+    }
     let launcher = ppid_of(&shim_pid).expect("shim's parent");
     let cmd = std::fs::read(format!("/proc/{launcher}/cmdline")).unwrap();
     assert!(

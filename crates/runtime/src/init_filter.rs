@@ -57,6 +57,9 @@ impl Executor for FilteredExecutor {
 /// the stripped one. None when this container does not qualify.
 pub(crate) struct Prepared {
     pub executor: FilteredExecutor,
+    /// The spec's v1 `/sys/fs/cgroup` mount was taken out for
+    /// `cgroup_mount::mount_v1` after create; `Some(readonly)`.
+    pub cgroup_v1_mount: Option<bool>,
     config: PathBuf,
     original: Vec<u8>,
 }
@@ -85,6 +88,7 @@ impl Prepared {
         if let Some(p) = spec["process"].as_object_mut() {
             p.remove("capabilities");
         }
+        let cgroup_v1_mount = take_cgroup_v1_mount(&mut spec);
         let stripped = serde_json::to_vec(&spec).ok()?;
         berth_sys::fs::write_volatile(&config, &stripped, 0o600).ok()?;
         Some(Prepared {
@@ -94,6 +98,7 @@ impl Prepared {
                 cap_last: enter::cap_last(),
                 no_new_privs,
             },
+            cgroup_v1_mount,
             config,
             original,
         })
@@ -102,5 +107,61 @@ impl Prepared {
     /// Put the bundle's own `config.json` back.
     pub(crate) fn restore(&self) -> std::io::Result<()> {
         berth_sys::fs::write_volatile(&self.config, &self.original, 0o600)
+    }
+}
+
+/// On a cgroup v1 host, a container without a cgroup namespace gets the
+/// "emulated" `/sys/fs/cgroup`: take the spec's `cgroup` mount there out
+/// of what libcontainer sees (`cgroup_mount::mount_v1` builds it after
+/// create, with far fewer system calls). Returns `Some(readonly)` when
+/// taken.
+fn take_cgroup_v1_mount(spec: &mut Value) -> Option<bool> {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return None;
+    }
+    let cgroupns = spec["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|n| n["type"] == "cgroup"));
+    if cgroupns {
+        return None;
+    }
+    let mounts = spec.get_mut("mounts")?.as_array_mut()?;
+    let i = mounts.iter().position(|m| {
+        m["type"] == "cgroup"
+            && m["destination"].as_str().is_some_and(|d| {
+                crate::cgroup_mount::is_cgroup_root(Path::new(d.trim_end_matches('/')))
+            })
+    })?;
+    let m = mounts.remove(i);
+    let readonly = m["options"]
+        .as_array()
+        .is_some_and(|o| o.iter().any(|o| o == "ro"));
+    Some(readonly)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn takes_the_cgroup_mount_on_v1_only_without_cgroupns() {
+        if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            return; // v2 host: nothing is taken
+        }
+        let mut spec = json!({
+            "mounts": [
+                {"destination": "/proc", "type": "proc"},
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "options": ["ro", "nosuid"]}
+            ],
+            "linux": {"namespaces": [{"type": "pid"}]}
+        });
+        assert_eq!(super::take_cgroup_v1_mount(&mut spec), Some(true));
+        assert_eq!(spec["mounts"].as_array().unwrap().len(), 1);
+        let mut with_ns = json!({
+            "mounts": [{"destination": "/sys/fs/cgroup", "type": "cgroup", "options": []}],
+            "linux": {"namespaces": [{"type": "cgroup"}]}
+        });
+        assert_eq!(super::take_cgroup_v1_mount(&mut with_ns), None);
+        assert_eq!(with_ns["mounts"].as_array().unwrap().len(), 1);
     }
 }

@@ -238,7 +238,8 @@ impl Runtime {
                 .map_err(io(format!("restore {}/config.json", bundle.display())))?;
         }
         let mut c = built.map_err(lc(ctx))?;
-        if let Err(e) = after_create(&bundle, &c) {
+        let cgroup_v1_mount = prepared.as_ref().and_then(|p| p.cgroup_v1_mount);
+        if let Err(e) = after_create(&bundle, &c, cgroup_v1_mount) {
             let _ = c.delete(true);
             return Err(e);
         }
@@ -488,14 +489,24 @@ fn wait_forwarding_signals(pid: Pid) -> Result<i32> {
 
 /// What libcontainer leaves undone at create: a read-only /sys/fs/cgroup,
 /// `--oom-kill-disable`.
-fn after_create(bundle: &Path, c: &libcontainer::container::Container) -> Result<()> {
+/// `cgroup_v1_mount`: the spec's v1 `/sys/fs/cgroup` mount that was kept
+/// from libcontainer, `Some(readonly)`; built here.
+fn after_create(
+    bundle: &Path,
+    c: &libcontainer::container::Container,
+    cgroup_v1_mount: Option<bool>,
+) -> Result<()> {
     let path = bundle.join("config.json");
     let data = std::fs::read(&path).map_err(io(format!("read {}", path.display())))?;
     // Only the fields used here: the rest (most of it the seccomp profile)
     // is skipped without being built.
     let spec: AfterCreateSpec = serde_json::from_slice(&data)
         .map_err(|e| Error::Setup(format!("parse {}: {e}", path.display())))?;
-    if spec.wants_readonly_cgroups() {
+    if let Some(readonly) = cgroup_v1_mount {
+        if let Some(pid) = c.pid() {
+            cgroup_mount::mount_v1(pid, readonly).map_err(Error::Setup)?;
+        }
+    } else if spec.wants_readonly_cgroups() {
         if let Some(pid) = c.pid() {
             cgroup_mount::make_readonly(pid).map_err(Error::Setup)?;
         }
