@@ -355,10 +355,13 @@ pub fn parse_docker(body: &str) -> Result<Profile> {
 
 /// The running kernel's (major, minor).
 pub fn kernel_version() -> (u32, u32) {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .ok()
-        .and_then(|v| parse_kernel(v.trim()))
-        .unwrap_or((0, 0))
+    static VERSION: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .and_then(|v| parse_kernel(v.trim()))
+            .unwrap_or((0, 0))
+    })
 }
 
 fn is_native(a: &str) -> bool {

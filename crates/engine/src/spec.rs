@@ -346,14 +346,19 @@ pub fn swap_accounting() -> bool {
 
 /// Capabilities in the daemon's bounding set (a container cannot get more).
 pub fn host_bounding_caps() -> Vec<String> {
-    let mask = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapBnd:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(u64::MAX);
+    // The daemon's bounding set never grows, and it is read per container
+    // start: once.
+    static MASK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let mask = *MASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(u64::MAX)
+    });
     ALL_CAPS
         .iter()
         .enumerate()

@@ -174,6 +174,16 @@ fn attach_v1(
         )
         .map_err(|e| format!("mkdir {target}: {e}"))?;
         move_mount_to(tree, &target).map_err(|e| format!("attach {target}: {e}"))?;
+        // A clone of a shared host mount joins its peer group: make it a
+        // slave, as libcontainer's `rslave` of the whole rootfs does.
+        mount(
+            None::<&str>,
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| format!("make {target} a slave: {e}"))?;
         if name.contains(',') {
             for comount in name.split(',') {
                 let link = format!("{CGROUP_ROOT}/{comount}");
