@@ -7,7 +7,8 @@
 //! mount namespace read-only (per mount point: `MS_BIND|MS_REMOUNT`, never
 //! the shared cgroup superblock).
 //!
-//! On a cgroup v1 host without a cgroup namespace, [`mount_v1`] also builds
+//! On a cgroup v1 host without a cgroup namespace, [`v1_trees`] and
+//! [`attach_v1`] (driven by `late_mounts`) also build
 //! the whole `/sys/fs/cgroup` of a container after create, in place of
 //! libcontainer (which checks every path of the ten mounts through procfs,
 //! ~40% of its init's system calls): a tmpfs with each v1 hierarchy's
@@ -94,19 +95,20 @@ fn remount_readonly(mounts: &[(String, String)]) -> Result<(), String> {
     Ok(())
 }
 
-/// Build the container's `/sys/fs/cgroup` for a cgroup v1 host and no
-/// cgroup namespace, as libcontainer's "emulated" v1 layout: a tmpfs
-/// (`noexec,nosuid,nodev,mode=755`); below it, per v1 hierarchy mounted
-/// under the host's `/sys/fs/cgroup` (named after its mount point), a bind
-/// of init's cgroup in that hierarchy; `cpu -> cpu,cpuacct` style links
-/// for co-mounted controllers; all of it read-only when `readonly` (as
-/// [`make_readonly`]). Runs after create, before start: nothing of the
-/// container runs yet. The binds are cloned (`open_tree`) here, then this
-/// process joins init's mount namespace, attaches them and returns; it
-/// must be single-threaded.
-pub(crate) fn mount_v1(init: Pid, readonly: bool) -> Result<(), String> {
-    let ns = std::fs::File::open(format!("/proc/{init}/ns/mnt"))
-        .map_err(|e| format!("open the mount namespace of {init}: {e}"))?;
+/// One v1 hierarchy of the container's `/sys/fs/cgroup`: its name (the
+/// host mount point's), the host mount's options, and a detached clone
+/// (`open_tree`) of init's cgroup in it.
+pub(crate) struct V1Bind {
+    name: String,
+    opts: String,
+    tree: std::os::fd::OwnedFd,
+}
+
+/// Host side of the container's v1 `/sys/fs/cgroup` (libcontainer's
+/// "emulated" layout, for a cgroup v1 host and no cgroup namespace): per v1
+/// hierarchy mounted under the host's `/sys/fs/cgroup`, a clone of init's
+/// cgroup in it. [`attach_v1`] mounts them in init's mount namespace.
+pub(crate) fn v1_trees(init: Pid) -> Result<Vec<V1Bind>, String> {
     let own_info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("read our mounts: {e}"))?;
     let init_cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup"))
@@ -130,32 +132,23 @@ pub(crate) fn mount_v1(init: Pid, readonly: bool) -> Result<(), String> {
         if source.split('/').any(|c| c == "..") {
             return Err(format!("bad cgroup path {path:?}"));
         }
-        let tree = open_tree_clone(&source).map_err(|e| format!("clone {source}: {e}"))?;
-        binds.push((name.to_string(), opts, tree));
-    }
-    let own = std::fs::File::open("/proc/self/ns/mnt")
-        .map_err(|e| format!("open our mount namespace: {e}"))?;
-    let cwd = std::fs::File::open(".").map_err(|e| format!("open the working directory: {e}"))?;
-    setns(&ns, CloneFlags::CLONE_NEWNS).map_err(|e| format!("join mount namespace: {e}"))?;
-    let res = attach_v1(&binds, readonly);
-    let back = setns(&own, CloneFlags::CLONE_NEWNS)
-        .map_err(|e| format!("return to our mount namespace: {e}"))
-        .and_then(|()| {
-            nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd))
-                .map_err(|e| format!("fchdir: {e}"))
+        let tree = crate::late_mounts::open_tree_clone(Path::new(&source), true)
+            .map_err(|e| format!("clone {source}: {e}"))?;
+        binds.push(V1Bind {
+            name: name.to_string(),
+            opts,
+            tree,
         });
-    match (res, back) {
-        (Err(e), _) | (Ok(()), Err(e)) => Err(format!("mount /sys/fs/cgroup: {e}")),
-        (Ok(()), Ok(())) => Ok(()),
     }
+    Ok(binds)
 }
 
-/// In the container's mount namespace: the tmpfs, the binds, the links,
-/// then read-only remounts.
-fn attach_v1(
-    binds: &[(String, String, std::os::fd::OwnedFd)],
-    readonly: bool,
-) -> Result<(), String> {
+/// In the container's mount namespace (the caller joined it): a tmpfs
+/// (`noexec,nosuid,nodev,mode=755`) on `/sys/fs/cgroup`, the [`v1_trees`]
+/// below it (slaves, as libcontainer's `rslave` rootfs), `cpu ->
+/// cpu,cpuacct` links for co-mounted controllers, then read-only remounts
+/// when `readonly` (as [`make_readonly`]).
+pub(crate) fn attach_v1(binds: &[V1Bind], readonly: bool) -> Result<(), String> {
     let base = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mount(
         Some("tmpfs"),
@@ -166,14 +159,15 @@ fn attach_v1(
     )
     .map_err(|e| format!("tmpfs on {CGROUP_ROOT}: {e}"))?;
     let mut mounts = vec![(CGROUP_ROOT.to_string(), "relatime".to_string())];
-    for (name, opts, tree) in binds {
-        let target = format!("{CGROUP_ROOT}/{name}");
+    for b in binds {
+        let target = format!("{CGROUP_ROOT}/{}", b.name);
         nix::unistd::mkdir(
             target.as_str(),
             nix::sys::stat::Mode::from_bits_truncate(0o755),
         )
         .map_err(|e| format!("mkdir {target}: {e}"))?;
-        move_mount_to(tree, &target).map_err(|e| format!("attach {target}: {e}"))?;
+        crate::late_mounts::move_mount_to(&b.tree, Path::new(&target))
+            .map_err(|e| format!("attach {target}: {e}"))?;
         // A clone of a shared host mount joins its peer group: make it a
         // slave, as libcontainer's `rslave` of the whole rootfs does.
         mount(
@@ -184,14 +178,14 @@ fn attach_v1(
             None::<&str>,
         )
         .map_err(|e| format!("make {target} a slave: {e}"))?;
-        if name.contains(',') {
-            for comount in name.split(',') {
+        if b.name.contains(',') {
+            for comount in b.name.split(',') {
                 let link = format!("{CGROUP_ROOT}/{comount}");
-                std::os::unix::fs::symlink(name, &link)
+                std::os::unix::fs::symlink(&b.name, &link)
                     .map_err(|e| format!("symlink {link}: {e}"))?;
             }
         }
-        mounts.push((target, opts.clone()));
+        mounts.push((target, b.opts.clone()));
     }
     if readonly {
         remount_readonly(&mounts)?;
@@ -239,49 +233,6 @@ fn cgroup_path(init: &str, root: &str, key: &str) -> Option<String> {
         }
         _ => path,
     })
-}
-
-fn open_tree_clone(path: &str) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    let c = std::ffi::CString::new(path).map_err(std::io::Error::other)?;
-    // SAFETY: open_tree with a valid NUL-terminated path; on success it
-    // returns a new descriptor that we own.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32)
-                as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor from open_tree.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn move_mount_to(tree: &std::os::fd::OwnedFd, target: &str) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let empty = std::ffi::CString::default();
-    let t = std::ffi::CString::new(target).map_err(std::io::Error::other)?;
-    // SAFETY: move_mount of the detached tree `tree` (an open_tree clone)
-    // onto `target`; both strings are valid and NUL-terminated.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// (mount point, per-mount options) of the mounts at or below

@@ -21,6 +21,7 @@ use oci_spec::runtime::Spec;
 use serde_json::Value;
 
 use crate::enter;
+use crate::late_mounts::{FileBind, LateMounts};
 
 #[derive(Clone)]
 pub(crate) struct FilteredExecutor {
@@ -57,9 +58,8 @@ impl Executor for FilteredExecutor {
 /// the stripped one. None when this container does not qualify.
 pub(crate) struct Prepared {
     pub executor: FilteredExecutor,
-    /// The spec's v1 `/sys/fs/cgroup` mount was taken out for
-    /// `cgroup_mount::mount_v1` after create; `Some(readonly)`.
-    pub cgroup_v1_mount: Option<bool>,
+    /// Mounts taken out of the spec, for `late_mounts::apply` after create.
+    pub late: LateMounts,
     config: PathBuf,
     original: Vec<u8>,
 }
@@ -88,7 +88,10 @@ impl Prepared {
         if let Some(p) = spec["process"].as_object_mut() {
             p.remove("capabilities");
         }
-        let cgroup_v1_mount = take_cgroup_v1_mount(&mut spec);
+        let late = LateMounts {
+            cgroup_v1: take_cgroup_v1_mount(&mut spec),
+            file_binds: take_file_binds(&mut spec),
+        };
         let stripped = serde_json::to_vec(&spec).ok()?;
         berth_sys::fs::write_volatile(&config, &stripped, 0o600).ok()?;
         Some(Prepared {
@@ -98,7 +101,7 @@ impl Prepared {
                 cap_last: enter::cap_last(),
                 no_new_privs,
             },
-            cgroup_v1_mount,
+            late,
             config,
             original,
         })
@@ -112,7 +115,7 @@ impl Prepared {
 
 /// On a cgroup v1 host, a container without a cgroup namespace gets the
 /// "emulated" `/sys/fs/cgroup`: take the spec's `cgroup` mount there out
-/// of what libcontainer sees (`cgroup_mount::mount_v1` builds it after
+/// of what libcontainer sees (`late_mounts::apply` builds it after
 /// create, with far fewer system calls). Returns `Some(readonly)` when
 /// taken.
 fn take_cgroup_v1_mount(spec: &mut Value) -> Option<bool> {
@@ -139,9 +142,134 @@ fn take_cgroup_v1_mount(spec: &mut Value) -> Option<bool> {
     Some(readonly)
 }
 
+/// Binds of single host files (Docker's `/etc/hostname`, `/etc/hosts`,
+/// `/etc/resolv.conf`) that `late_mounts::apply` can make after create:
+/// a regular file (not a symlink) as source, an absolute destination of
+/// plain components, not executable, only `bind`/`rbind`/`private`/`rprivate`/`ro`/`rw`
+/// options, no other mount on the destination or an ancestor of it (a
+/// volume on `/etc` must come first), and a writable rootfs (the target
+/// may have to be created). Taken out of the spec.
+fn take_file_binds(spec: &mut Value) -> Vec<FileBind> {
+    if spec["root"]["readonly"].as_bool() == Some(true) {
+        return Vec::new();
+    }
+    let Some(mounts) = spec.get_mut("mounts").and_then(Value::as_array_mut) else {
+        return Vec::new();
+    };
+    let dests: Vec<PathBuf> = mounts
+        .iter()
+        .map(|m| PathBuf::from(m["destination"].as_str().unwrap_or("")))
+        .collect();
+    let mut taken = Vec::new();
+    let mut keep = Vec::with_capacity(mounts.len());
+    for (i, m) in mounts.drain(..).enumerate() {
+        match file_bind(&m, i, &dests) {
+            Some(b) => taken.push(b),
+            None => keep.push(m),
+        }
+    }
+    *mounts = keep;
+    taken
+}
+
+fn file_bind(m: &Value, i: usize, dests: &[PathBuf]) -> Option<FileBind> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Component;
+    let opts: Vec<&str> = m["options"]
+        .as_array()
+        .map(|o| o.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let is_bind = m["type"] == "bind" || opts.iter().any(|o| *o == "bind" || *o == "rbind");
+    if !is_bind
+        || !opts
+            .iter()
+            .all(|o| matches!(*o, "bind" | "rbind" | "private" | "rprivate" | "ro" | "rw"))
+    {
+        return None;
+    }
+    let source = PathBuf::from(m["source"].as_str()?);
+    let destination = dests[i].clone();
+    let plain = |p: &Path| {
+        p.is_absolute()
+            && p.components().count() > 1
+            && p.components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+    };
+    if !plain(&source) || !plain(&destination) {
+        return None;
+    }
+    // Not a program: libcontainer looks up `process.args[0]` at create
+    // (`--init`'s docker-init is such a bind).
+    let meta = std::fs::symlink_metadata(&source).ok()?;
+    if !meta.file_type().is_file() || meta.permissions().mode() & 0o111 != 0 {
+        return None;
+    }
+    let covered = dests
+        .iter()
+        .enumerate()
+        .any(|(j, d)| j != i && destination.starts_with(d));
+    if covered {
+        return None;
+    }
+    Some(FileBind {
+        source,
+        destination,
+        readonly: opts.contains(&"ro"),
+        private: opts.iter().any(|o| *o == "private" || *o == "rprivate"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    #[test]
+    fn takes_file_binds_with_plain_options_and_no_covering_mount() {
+        let dir = std::env::temp_dir().join(format!("berth-fb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hosts");
+        std::fs::write(&file, "x").unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let exe = dir.join("init");
+        std::fs::write(&exe, "x").unwrap();
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let f = file.to_str().unwrap();
+        let mut spec = json!({
+            "root": {"path": "rootfs"},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/etc/hosts", "type": "bind", "source": f, "options": ["rbind", "rprivate"]},
+                {"destination": "/etc/hostname", "type": "bind", "source": f, "options": ["rbind", "ro"]},
+                {"destination": "/data/x", "type": "bind", "source": f, "options": ["rbind"]},
+                {"destination": "/data", "type": "bind", "source": dir.to_str().unwrap(), "options": ["rbind"]},
+                {"destination": "/etc/a", "type": "bind", "source": link.to_str().unwrap(), "options": ["rbind"]},
+                {"destination": "/etc/b", "type": "bind", "source": f, "options": ["rbind", "nosuid"]},
+                {"destination": "/etc/../c", "type": "bind", "source": f, "options": ["rbind"]},
+                {"destination": "/sbin/docker-init", "type": "bind", "source": exe.to_str().unwrap(), "options": ["rbind", "ro"]}
+            ]
+        });
+        let taken = super::take_file_binds(&mut spec);
+        let dests: Vec<_> = taken
+            .iter()
+            .map(|b| b.destination.to_str().unwrap())
+            .collect();
+        assert_eq!(dests, ["/etc/hosts", "/etc/hostname"]);
+        assert!(taken[0].private && !taken[0].readonly);
+        assert!(!taken[1].private && taken[1].readonly);
+        assert_eq!(
+            spec["mounts"].as_array().unwrap().len(),
+            7,
+            "the others stay"
+        );
+        let mut ro_root = json!({"root": {"readonly": true}, "mounts": [
+            {"destination": "/etc/hosts", "type": "bind", "source": f, "options": ["rbind"]}
+        ]});
+        assert!(super::take_file_binds(&mut ro_root).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn takes_the_cgroup_mount_on_v1_only_without_cgroupns() {

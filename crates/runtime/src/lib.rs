@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 mod cgroup_mount;
 pub mod enter;
 mod init_filter;
+mod late_mounts;
 pub mod spec;
 
 pub use spec::default_spec;
@@ -238,8 +239,8 @@ impl Runtime {
                 .map_err(io(format!("restore {}/config.json", bundle.display())))?;
         }
         let mut c = built.map_err(lc(ctx))?;
-        let cgroup_v1_mount = prepared.as_ref().and_then(|p| p.cgroup_v1_mount);
-        if let Err(e) = after_create(&bundle, &c, cgroup_v1_mount) {
+        let late = prepared.map(|p| p.late).unwrap_or_default();
+        if let Err(e) = after_create(&bundle, &c, &late) {
             let _ = c.delete(true);
             return Err(e);
         }
@@ -489,12 +490,11 @@ fn wait_forwarding_signals(pid: Pid) -> Result<i32> {
 
 /// What libcontainer leaves undone at create: a read-only /sys/fs/cgroup,
 /// `--oom-kill-disable`.
-/// `cgroup_v1_mount`: the spec's v1 `/sys/fs/cgroup` mount that was kept
-/// from libcontainer, `Some(readonly)`; built here.
+/// `late`: mounts of the spec that were kept from libcontainer; made here.
 fn after_create(
     bundle: &Path,
     c: &libcontainer::container::Container,
-    cgroup_v1_mount: Option<bool>,
+    late: &late_mounts::LateMounts,
 ) -> Result<()> {
     let path = bundle.join("config.json");
     let data = std::fs::read(&path).map_err(io(format!("read {}", path.display())))?;
@@ -502,11 +502,12 @@ fn after_create(
     // is skipped without being built.
     let spec: AfterCreateSpec = serde_json::from_slice(&data)
         .map_err(|e| Error::Setup(format!("parse {}: {e}", path.display())))?;
-    if let Some(readonly) = cgroup_v1_mount {
+    if !late.is_empty() {
         if let Some(pid) = c.pid() {
-            cgroup_mount::mount_v1(pid, readonly).map_err(Error::Setup)?;
+            late_mounts::apply(pid, late).map_err(Error::Setup)?;
         }
-    } else if spec.wants_readonly_cgroups() {
+    }
+    if late.cgroup_v1.is_none() && spec.wants_readonly_cgroups() {
         if let Some(pid) = c.pid() {
             cgroup_mount::make_readonly(pid).map_err(Error::Setup)?;
         }

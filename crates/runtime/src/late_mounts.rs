@@ -1,0 +1,212 @@
+//! Mounts made after create, before start, in place of libcontainer's.
+//!
+//! libcontainer resolves and checks every mount of the spec through procfs
+//! (pathrs: ~75 system calls a mount); for the mounts taken from the spec
+//! here (`init_filter::Prepared`), the process that created the container
+//! clones the sources on the host side (`open_tree`), joins init's mount
+//! namespace, attaches them (`move_mount`) and returns to its own namespace
+//! and working directory. Nothing of the container runs before start, so
+//! the container sees what libcontainer would have made:
+//! - the v1 `/sys/fs/cgroup` (`cgroup_mount::v1_trees`/`attach_v1`);
+//! - binds of single host files (Docker's `/etc/hostname`, `/etc/hosts`,
+//!   `/etc/resolv.conf`): the target is created inside the container's root
+//!   if missing (parents 0755, file 0644); as this process's root is then
+//!   the container's, any path or symlink in the image resolves inside it.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{setns, CloneFlags};
+use nix::unistd::Pid;
+
+/// What [`apply`] mounts.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct LateMounts {
+    /// The v1 `/sys/fs/cgroup`; `Some(readonly)`.
+    pub cgroup_v1: Option<bool>,
+    pub file_binds: Vec<FileBind>,
+}
+
+/// A bind of one host file into the container.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FileBind {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    pub readonly: bool,
+    /// `MS_PRIVATE` (`private`/`rprivate`), else `MS_SLAVE` (the rootfs's).
+    pub private: bool,
+}
+
+impl LateMounts {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cgroup_v1.is_none() && self.file_binds.is_empty()
+    }
+}
+
+/// Make `late` in the mount namespace of `init` (created, not started).
+/// The caller must be single-threaded (`setns(CLONE_NEWNS)`).
+pub(crate) fn apply(init: Pid, late: &LateMounts) -> Result<(), String> {
+    if late.is_empty() {
+        return Ok(());
+    }
+    let ns = std::fs::File::open(format!("/proc/{init}/ns/mnt"))
+        .map_err(|e| format!("open the mount namespace of {init}: {e}"))?;
+    let cgroup_trees = match late.cgroup_v1 {
+        Some(_) => crate::cgroup_mount::v1_trees(init)?,
+        None => Vec::new(),
+    };
+    let mut file_trees = Vec::new();
+    for b in &late.file_binds {
+        let tree = open_tree_clone(&b.source, false)
+            .map_err(|e| format!("clone {}: {e}", b.source.display()))?;
+        if b.readonly {
+            set_readonly(&tree).map_err(|e| format!("read-only {}: {e}", b.source.display()))?;
+        }
+        file_trees.push(tree);
+    }
+    let own = std::fs::File::open("/proc/self/ns/mnt")
+        .map_err(|e| format!("open our mount namespace: {e}"))?;
+    let cwd = std::fs::File::open(".").map_err(|e| format!("open the working directory: {e}"))?;
+    setns(&ns, CloneFlags::CLONE_NEWNS).map_err(|e| format!("join mount namespace: {e}"))?;
+    let res = (|| {
+        if let Some(readonly) = late.cgroup_v1 {
+            crate::cgroup_mount::attach_v1(&cgroup_trees, readonly)?;
+        }
+        for (b, tree) in late.file_binds.iter().zip(&file_trees) {
+            attach_file(b, tree)?;
+        }
+        Ok(())
+    })();
+    let back = setns(&own, CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("return to our mount namespace: {e}"))
+        .and_then(|()| nix::unistd::fchdir(cwd.as_raw_fd()).map_err(|e| format!("fchdir: {e}")));
+    match (res, back) {
+        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
+/// In the container's mount namespace: the target file (created if
+/// missing), the bind, its propagation.
+fn attach_file(b: &FileBind, tree: &OwnedFd) -> Result<(), String> {
+    let dest = &b.destination;
+    let what = |e: std::io::Error| format!("{}: {e}", dest.display());
+    if std::fs::metadata(dest).is_err() {
+        if let Some(parent) = dest.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(what)?;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(dest)
+            .map_err(what)?;
+    }
+    move_mount_to(tree, dest).map_err(what)?;
+    let propagation = if b.private {
+        nix::mount::MsFlags::MS_PRIVATE
+    } else {
+        nix::mount::MsFlags::MS_SLAVE
+    };
+    nix::mount::mount(
+        None::<&str>,
+        dest.as_path(),
+        None::<&str>,
+        propagation | nix::mount::MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("propagation of {}: {e}", dest.display()))
+}
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+/// `open_tree(OPEN_TREE_CLONE)`: a detached copy of the mount at `path`
+/// (with its submounts when `recursive`).
+pub(crate) fn open_tree_clone(path: &Path, recursive: bool) -> std::io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: open_tree with a valid NUL-terminated path; on success it
+    // returns a new descriptor that we own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            flags as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor from open_tree.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Attach a detached tree (from [`open_tree_clone`]) at `target`.
+pub(crate) fn move_mount_to(tree: &OwnedFd, target: &Path) -> std::io::Result<()> {
+    let empty = CString::default();
+    let t = CString::new(target.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: move_mount of the detached tree `tree` onto `target`; both
+    // strings are valid and NUL-terminated.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Kernel `struct mount_attr`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(MOUNT_ATTR_RDONLY)` on a detached tree: only the
+/// read-only flag changes (the source mount's atime and other flags stay).
+fn set_readonly(tree: &OwnedFd) -> std::io::Result<()> {
+    let attr = MountAttr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = CString::default();
+    // SAFETY: mount_setattr on our descriptor with a valid, correctly sized
+    // `struct mount_attr` that outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
