@@ -224,3 +224,60 @@ fn same_results_with_runc_as_the_runtime() {
     assert_isolated(&d);
     assert_limits(&d);
 }
+
+/// The /etc/hostname, /etc/hosts and /etc/resolv.conf binds are made after
+/// create (runtime `late_mounts`), inside the container's root: a missing
+/// target is created there, and a symlink in the image, even one climbing
+/// out with `..`, resolves inside the container; nothing lands on the host.
+#[test]
+fn etc_binds_stay_inside_the_rootfs() {
+    require_root!();
+    let d = Daemon::start("etcbind");
+    let marker = format!("/tmp/berth-etc-escape-{}", rand_u32());
+    // A rootfs with busybox, /etc/hosts a symlink climbing out, no
+    // /etc/hostname, imported as an image.
+    let root = std::env::temp_dir().join(format!("berth-etc-root-{}", rand_u32()));
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "grep", "readlink"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::os::unix::fs::symlink(format!("/../../../..{marker}"), root.join("etc/hosts")).unwrap();
+    let tar = root.with_extension("tar");
+    assert!(run_quiet(
+        "tar",
+        &[
+            "-C",
+            root.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            "."
+        ]
+    ));
+    ok(&d.berth(&["import", tar.to_str().unwrap(), "berth-test/etc-escape"]));
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_file(&tar);
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "-h",
+        "inner",
+        "berth-test/etc-escape",
+        "sh",
+        "-c",
+        &format!("PATH=/bin; cat /etc/hostname; grep -c inner {marker}; readlink /etc/hosts"),
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "inner", "created /etc/hostname: {out}");
+    assert_eq!(
+        lines[1], "1",
+        "hosts bound at the symlink's target inside: {out}"
+    );
+    assert!(lines[2].ends_with(&marker), "{out}");
+    assert!(
+        !std::path::Path::new(&marker).exists(),
+        "nothing created on the host"
+    );
+    d.berth(&["rmi", "berth-test/etc-escape"]);
+}

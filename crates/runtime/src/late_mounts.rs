@@ -89,11 +89,13 @@ pub(crate) fn apply(init: Pid, late: &LateMounts) -> Result<(), String> {
 }
 
 /// In the container's mount namespace: the target file (created if
-/// missing), the bind, its propagation.
+/// missing), the bind, its propagation. A symlink at the destination is
+/// followed (our root is the container's, so it resolves inside), and the
+/// bind goes on its target, created if missing, as runc and libcontainer do.
 fn attach_file(b: &FileBind, tree: &OwnedFd) -> Result<(), String> {
-    let dest = &b.destination;
+    let dest = resolve_symlinks(&b.destination)?;
     let what = |e: std::io::Error| format!("{}: {e}", dest.display());
-    if std::fs::metadata(dest).is_err() {
+    if std::fs::metadata(&dest).is_err() {
         if let Some(parent) = dest.parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -106,10 +108,10 @@ fn attach_file(b: &FileBind, tree: &OwnedFd) -> Result<(), String> {
             .create(true)
             .truncate(false)
             .mode(0o644)
-            .open(dest)
+            .open(&dest)
             .map_err(what)?;
     }
-    move_mount_to(tree, dest).map_err(what)?;
+    move_mount_to(tree, &dest).map_err(what)?;
     let propagation = if b.private {
         nix::mount::MsFlags::MS_PRIVATE
     } else {
@@ -123,6 +125,27 @@ fn attach_file(b: &FileBind, tree: &OwnedFd) -> Result<(), String> {
         None::<&str>,
     )
     .map_err(|e| format!("propagation of {}: {e}", dest.display()))
+}
+
+/// Follow symlinks in the last component of `path` (at most 40).
+fn resolve_symlinks(path: &Path) -> Result<PathBuf, String> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let t = std::fs::read_link(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                p = match p.parent() {
+                    Some(parent) if t.is_relative() => parent.join(t),
+                    _ => t,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(format!(
+        "{}: too many levels of symbolic links",
+        path.display()
+    ))
 }
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
