@@ -251,6 +251,15 @@ fn shims_are_forked_by_the_launcher_and_outlive_it() {
         "the shim outlives daemon and launcher"
     );
     d.spawn();
+    // The exec root is a tmpfs (mounted by the first daemon when it was not
+    // on one), found again by the second, not stacked.
+    let st = nix::sys::statfs::statfs(&d.exec_root()).unwrap();
+    assert_eq!(st.filesystem_type(), nix::sys::statfs::TMPFS_MAGIC);
+    let at_root = mounts_under(&d.exec_root())
+        .into_iter()
+        .filter(|m| std::path::Path::new(m) == d.exec_root())
+        .count();
+    assert!(at_root <= 1, "one tmpfs at the exec root, not stacked");
     let o = d.berth(&["exec", &id, "echo", "still here"]);
     assert_eq!(stdout(&o).trim(), "still here", "{}", stderr(&o));
     // The new daemon starts a new launcher.

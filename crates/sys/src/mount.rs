@@ -141,6 +141,32 @@ pub fn ensure_mount_point(dir: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Put a tmpfs (mode 0755, nosuid, nodev) on `dir` for state that must
+/// not outlive a reboot (like a distribution's `/run`), unless `dir` is on
+/// a tmpfs already (a restarted daemon finds its own) or holds anything (state
+/// of an earlier daemon on disk, which a mount would hide). Returns whether
+/// it mounted.
+pub fn ensure_tmpfs(dir: &Path) -> io::Result<bool> {
+    use nix::mount::{mount, MsFlags};
+    std::fs::create_dir_all(dir)?;
+    let st = nix::sys::statfs::statfs(dir).map_err(io::Error::from)?;
+    if st.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC {
+        return Ok(false);
+    }
+    if std::fs::read_dir(dir)?.next().is_some() || !mounts_under(dir)?.is_empty() {
+        return Ok(false);
+    }
+    mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(io::Error::from)?;
+    Ok(true)
+}
+
 /// Move the calling thread (with `CLONE_FS` unshared: a fresh thread or a
 /// single-threaded process) into a new mount namespace whose `/` is a
 /// recursive slave: host mounts still arrive, nothing mounted here leaves.
