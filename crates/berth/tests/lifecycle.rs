@@ -274,3 +274,59 @@ fn shims_are_forked_by_the_launcher_and_outlive_it() {
     assert_no_trace(&d, &id);
     assert_no_trace(&d, &id2);
 }
+
+fn status_field(pid: &str, field: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field).map(|v| v.trim().to_string()))
+        .unwrap()
+}
+
+/// The shim creates a container in its own process when it can (no child
+/// per create): afterwards it is back in the host's mount namespace with
+/// SIGPIPE ignored, while the container's init has no ignored signals; a
+/// non-default `--oom-score-adj` (libcontainer writes it to the caller)
+/// goes through a forked child, so the shim keeps its own score.
+#[test]
+fn shim_state_after_create_in_place() {
+    require_root!();
+    let d = Daemon::start("inplace");
+    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    for (args, adj) in [(&[][..], "0"), (&["--oom-score-adj", "500"][..], "500")] {
+        let mut run = vec!["run", "-d"];
+        run.extend_from_slice(args);
+        run.extend_from_slice(&[IMAGE, "sleep", "60"]);
+        let id = ok(&d.berth(&run)).trim().to_string();
+        let shim = processes_matching(&format!("{id}/shim.json"));
+        let shim_pid = shim[0].split(':').next().unwrap().to_string();
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{shim_pid}/ns/mnt")).unwrap(),
+            host_mnt,
+            "the shim is back in the host's mount namespace"
+        );
+        let ign = u64::from_str_radix(&status_field(&shim_pid, "SigIgn:"), 16).unwrap();
+        assert_ne!(ign & (1 << (libc::SIGPIPE - 1)), 0, "shim ignores SIGPIPE");
+        assert_eq!(
+            std::fs::read_to_string(format!("/proc/{shim_pid}/oom_score_adj"))
+                .unwrap()
+                .trim(),
+            std::fs::read_to_string(format!("/proc/{}/oom_score_adj", d.pid()))
+                .unwrap()
+                .trim(),
+            "the shim keeps the daemon's score ({args:?})"
+        );
+        let pid = ok(&d.docker(&["inspect", "-f", "{{.State.Pid}}", &id]))
+            .trim()
+            .to_string();
+        assert_eq!(status_field(&pid, "SigIgn:"), "0000000000000000");
+        assert_eq!(
+            std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+                .unwrap()
+                .trim(),
+            adj
+        );
+        ok(&d.berth(&["rm", "-f", &id]));
+        assert_no_trace(&d, &id);
+    }
+}
