@@ -557,11 +557,7 @@ fn setup(cfg: &ShimConfig, runner: &Runner, spec: &SpecInfo, mounted: &mut usize
                 dirs: &cfg.prune_mounts,
                 keep: &keep,
             };
-            if creates_in_place(spec) {
-                create_in_place(rt, &cfg.id, &cfg.bundle, &opts, stdio, &prune)?
-            } else {
-                create_forked(rt, &cfg.id, &cfg.bundle, &opts, stdio, &prune)?
-            }
+            create_forked(rt, &cfg.id, &cfg.bundle, &opts, stdio, &prune)?
         }
         Runner::Exec => {
             let stdin_child = match stdin_child {
@@ -713,57 +709,6 @@ fn set_winsize(master: &File, height: u16, width: u16) {
             &ws as *const libc::winsize,
         )
     };
-}
-
-/// Whether `create` may run in the shim itself: libcontainer writes the
-/// spec's `oomScoreAdj` to the calling process, and a shim must keep its
-/// own score (lowering it back needs CAP_SYS_RESOURCE).
-/// `BERTH_SHIM_FORK_CREATE=1` forces the forked child.
-fn creates_in_place(spec: &SpecInfo) -> bool {
-    if std::env::var_os("BERTH_SHIM_FORK_CREATE").is_some_and(|v| v != "0") {
-        return false;
-    }
-    let own = std::fs::read_to_string("/proc/self/oom_score_adj")
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok());
-    spec.oom_score_adj.is_none() || spec.oom_score_adj == own
-}
-
-/// `create` in the shim process (single-threaded, in `setup`): no child to
-/// fork and tear down per container. Around it: ignored signals reset
-/// (init is cloned from us) and SIGPIPE ignored again after; the pruned
-/// mount namespace entered, then left for our own (`setns` back, and the
-/// working directory). What libcontainer leaves on us: non-dumpable
-/// (harmless for a root helper) and the `oomScoreAdj` that
-/// [`creates_in_place`] checked equals ours.
-fn create_in_place(
-    rt: &berth_runtime::Runtime,
-    id: &str,
-    bundle: &Path,
-    opts: &berth_runtime::CreateOptions,
-    stdio: berth_runtime::Stdio,
-    prune: &Prune,
-) -> Result<u32> {
-    let home = File::open("/proc/self/ns/mnt").context("open our mount namespace")?;
-    let cwd = File::open(".").context("open the working directory")?;
-    berth_sys::signal::reset_ignored();
-    let res = prune
-        .enter()
-        .context("prepare the mount namespace of the runtime")
-        .and_then(|()| {
-            rt.create_with_stdio(id, bundle, opts, stdio)
-                .map_err(anyhow::Error::from)
-        });
-    berth_sys::signal::ignore(libc::SIGPIPE);
-    if !prune.dirs.is_empty() {
-        nix::sched::setns(&home, nix::sched::CloneFlags::CLONE_NEWNS)
-            .context("return to the host mount namespace")?;
-        nix::unistd::fchdir(cwd.as_raw_fd()).context("fchdir")?;
-    }
-    // Give back what libcontainer allocated (the parsed spec, buffers).
-    // SAFETY: malloc_trim only releases free heap memory.
-    unsafe { libc::malloc_trim(0) };
-    Ok(res?.as_raw() as u32)
 }
 
 /// `create` in a forked child, without exec (a fork of this small process
@@ -927,8 +872,6 @@ struct SpecInfo {
     console_size: Option<(u16, u16)>,
     /// `linux.namespaces[].path`: namespaces to join (pinned files).
     namespace_paths: Vec<PathBuf>,
-    /// `process.oomScoreAdj`.
-    oom_score_adj: Option<i64>,
 }
 
 impl SpecInfo {
@@ -975,7 +918,6 @@ impl SpecInfo {
             cgroups_path: raw.linux.cgroups_path,
             terminal: process["terminal"].as_bool().unwrap_or(false),
             console_size: console_size(&process),
-            oom_score_adj: process["oomScoreAdj"].as_i64(),
             namespace_paths: raw
                 .linux
                 .namespaces
