@@ -281,3 +281,52 @@ fn etc_binds_stay_inside_the_rootfs() {
     );
     d.berth(&["rmi", "berth-test/etc-escape"]);
 }
+
+/// /dev/shm, /dev/mqueue and /dev/pts are mounted after create (runtime
+/// `late_mounts`): same options as libcontainer's, `--shm-size` applied,
+/// and the mqueue instance is the container's IPC namespace's (a host
+/// queue shows with `--ipc host` only).
+#[test]
+fn dev_mounts_made_after_create() {
+    require_root!();
+    let d = Daemon::start("devmnt");
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--shm-size",
+        "32m",
+        IMAGE,
+        "sh",
+        "-c",
+        "grep -E ' /dev/(shm|mqueue|pts) ' /proc/self/mountinfo | cut -d' ' -f5-; df /dev/shm | tail -1",
+    ]));
+    assert!(
+        out.contains(
+            "/dev/pts rw,nosuid,noexec,relatime - devpts devpts rw,gid=5,mode=620,ptmxmode=666"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("/dev/mqueue rw,nosuid,nodev,noexec,relatime - mqueue mqueue rw"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/dev/shm rw,nosuid,nodev,noexec,relatime - tmpfs shm rw,size=32768k"),
+        "{out}"
+    );
+    let name = format!("/berth-mq-{}", rand_u32());
+    // A POSIX message queue in the host's IPC namespace (python3's ctypes:
+    // no unsafe code here).
+    let mq = |call: &str| {
+        let script = format!("import ctypes, os\nrt = ctypes.CDLL('librt.so.1')\n{call}");
+        assert!(run_quiet("python3", &["-c", &script]), "{call}");
+    };
+    mq(&format!(
+        "assert rt.mq_open(b'{name}', os.O_CREAT | os.O_RDWR, 0o600, None) >= 0"
+    ));
+    let private = ok(&d.berth(&["run", "--rm", IMAGE, "ls", "/dev/mqueue"]));
+    let host = ok(&d.berth(&["run", "--rm", "--ipc", "host", IMAGE, "ls", "/dev/mqueue"]));
+    mq(&format!("rt.mq_unlink(b'{name}')"));
+    assert!(!private.contains(&name[1..]), "private IPC: {private}");
+    assert!(host.contains(&name[1..]), "--ipc host: {host}");
+}

@@ -21,7 +21,7 @@ use oci_spec::runtime::Spec;
 use serde_json::Value;
 
 use crate::enter;
-use crate::late_mounts::{FileBind, LateMounts};
+use crate::late_mounts::{DevMount, FileBind, LateMounts};
 
 #[derive(Clone)]
 pub(crate) struct FilteredExecutor {
@@ -91,6 +91,7 @@ impl Prepared {
         let late = LateMounts {
             cgroup_v1: take_cgroup_v1_mount(&mut spec),
             file_binds: take_file_binds(&mut spec),
+            dev_mounts: take_dev_mounts(&mut spec),
         };
         let stripped = serde_json::to_vec(&spec).ok()?;
         berth_sys::fs::write_volatile(&config, &stripped, 0o600).ok()?;
@@ -219,9 +220,120 @@ fn file_bind(m: &Value, i: usize, dests: &[PathBuf]) -> Option<FileBind> {
     })
 }
 
+/// Docker's `/dev/shm` (tmpfs), `/dev/mqueue` and, without a terminal
+/// (init sets one up at create), `/dev/pts`, when the spec mounts a tmpfs
+/// on `/dev` (so they land in the container's own), nothing else below
+/// them, and only options we map to flags or pass as data. Taken out.
+fn take_dev_mounts(spec: &mut Value) -> Vec<DevMount> {
+    let terminal = spec["process"]["terminal"].as_bool().unwrap_or(false);
+    let Some(mounts) = spec.get_mut("mounts").and_then(Value::as_array_mut) else {
+        return Vec::new();
+    };
+    let dev_tmpfs = mounts
+        .iter()
+        .any(|m| m["destination"] == "/dev" && m["type"] == "tmpfs");
+    if !dev_tmpfs {
+        return Vec::new();
+    }
+    let dests: Vec<String> = mounts
+        .iter()
+        .map(|m| m["destination"].as_str().unwrap_or("").to_string())
+        .collect();
+    let mut taken = Vec::new();
+    let mut keep = Vec::with_capacity(mounts.len());
+    for m in mounts.drain(..) {
+        match dev_mount(&m, terminal, &dests) {
+            Some(d) => taken.push(d),
+            None => keep.push(m),
+        }
+    }
+    *mounts = keep;
+    taken
+}
+
+fn dev_mount(m: &Value, terminal: bool, dests: &[String]) -> Option<DevMount> {
+    use nix::mount::MsFlags;
+    let dest = m["destination"].as_str()?;
+    let fstype = m["type"].as_str()?;
+    let ok = matches!(
+        (dest, fstype),
+        ("/dev/shm", "tmpfs") | ("/dev/mqueue", "mqueue")
+    ) || (dest == "/dev/pts" && fstype == "devpts" && !terminal);
+    let below = format!("{dest}/");
+    if !ok
+        || dests.iter().any(|d| d.starts_with(&below))
+        || dests.iter().filter(|d| *d == dest).count() > 1
+    {
+        return None;
+    }
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for o in m["options"].as_array().into_iter().flatten() {
+        let o = o.as_str()?;
+        match o {
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "rw" => {}
+            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
+            "relatime" => flags |= MsFlags::MS_RELATIME,
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            "newinstance" => data.push(o),
+            _ if o.starts_with("mode=")
+                || o.starts_with("size=")
+                || o.starts_with("ptmxmode=")
+                || o.starts_with("gid=") =>
+            {
+                data.push(o)
+            }
+            _ => return None,
+        }
+    }
+    Some(DevMount {
+        destination: PathBuf::from(dest),
+        fstype: fstype.to_string(),
+        source: m["source"].as_str().unwrap_or(fstype).to_string(),
+        flags,
+        data: data.join(","),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    #[test]
+    fn takes_dev_mounts_under_a_dev_tmpfs() {
+        let mut spec = json!({
+            "process": {"terminal": false},
+            "mounts": [
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                 "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+                {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+                {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                 "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}
+            ]
+        });
+        let taken = super::take_dev_mounts(&mut spec);
+        assert_eq!(taken.len(), 3);
+        assert_eq!(taken[0].data, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+        assert_eq!(taken[2].source, "shm");
+        assert_eq!(taken[2].data, "mode=1777,size=67108864");
+        assert_eq!(spec["mounts"].as_array().unwrap().len(), 1);
+        // A terminal keeps /dev/pts with libcontainer; an unknown option or
+        // no /dev tmpfs keeps everything.
+        let mut tty = json!({"process": {"terminal": true}, "mounts": [
+            {"destination": "/dev", "type": "tmpfs"},
+            {"destination": "/dev/pts", "type": "devpts", "options": []},
+            {"destination": "/dev/shm", "type": "tmpfs", "options": ["exec"]}
+        ]});
+        assert!(super::take_dev_mounts(&mut tty).is_empty());
+        let mut no_dev =
+            json!({"mounts": [{"destination": "/dev/shm", "type": "tmpfs", "options": []}]});
+        assert!(super::take_dev_mounts(&mut no_dev).is_empty());
+    }
 
     #[test]
     fn takes_file_binds_with_plain_options_and_no_covering_mount() {

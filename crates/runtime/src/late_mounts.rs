@@ -8,6 +8,7 @@
 //! and working directory. Nothing of the container runs before start, so
 //! the container sees what libcontainer would have made:
 //! - the v1 `/sys/fs/cgroup` (`cgroup_mount::v1_trees`/`attach_v1`);
+//! - `/dev/shm`, `/dev/mqueue` and (without a terminal) `/dev/pts`;
 //! - binds of single host files (Docker's `/etc/hostname`, `/etc/hosts`,
 //!   `/etc/resolv.conf`): the target is created inside the container's root
 //!   if missing (parents 0755, file 0644); as this process's root is then
@@ -27,6 +28,20 @@ pub(crate) struct LateMounts {
     /// The v1 `/sys/fs/cgroup`; `Some(readonly)`.
     pub cgroup_v1: Option<bool>,
     pub file_binds: Vec<FileBind>,
+    pub dev_mounts: Vec<DevMount>,
+}
+
+/// A kernel file system below the container's `/dev` tmpfs: Docker's
+/// `/dev/shm` (tmpfs), `/dev/mqueue` (of init's IPC namespace) and
+/// `/dev/pts` (a new devpts instance; not with a terminal, which init sets
+/// up at create).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DevMount {
+    pub destination: PathBuf,
+    pub fstype: String,
+    pub source: String,
+    pub flags: nix::mount::MsFlags,
+    pub data: String,
 }
 
 /// A bind of one host file into the container.
@@ -41,7 +56,7 @@ pub(crate) struct FileBind {
 
 impl LateMounts {
     pub(crate) fn is_empty(&self) -> bool {
-        self.cgroup_v1.is_none() && self.file_binds.is_empty()
+        self.cgroup_v1.is_none() && self.file_binds.is_empty() && self.dev_mounts.is_empty()
     }
 }
 
@@ -66,6 +81,17 @@ pub(crate) fn apply(init: Pid, late: &LateMounts) -> Result<(), String> {
         }
         file_trees.push(tree);
     }
+    // (init's IPC namespace, ours) for mqueue, opened here: inside, /proc
+    // is the container's.
+    let ipc = match late.dev_mounts.iter().any(|m| m.fstype == "mqueue") {
+        true => Some((
+            std::fs::File::open(format!("/proc/{init}/ns/ipc"))
+                .map_err(|e| format!("open the IPC namespace of {init}: {e}"))?,
+            std::fs::File::open("/proc/self/ns/ipc")
+                .map_err(|e| format!("open our IPC namespace: {e}"))?,
+        )),
+        false => None,
+    };
     let own = std::fs::File::open("/proc/self/ns/mnt")
         .map_err(|e| format!("open our mount namespace: {e}"))?;
     let cwd = std::fs::File::open(".").map_err(|e| format!("open the working directory: {e}"))?;
@@ -76,6 +102,9 @@ pub(crate) fn apply(init: Pid, late: &LateMounts) -> Result<(), String> {
         }
         for (b, tree) in late.file_binds.iter().zip(&file_trees) {
             attach_file(b, tree)?;
+        }
+        for m in &late.dev_mounts {
+            mount_dev(m, ipc.as_ref())?;
         }
         Ok(())
     })();
@@ -125,6 +154,35 @@ fn attach_file(b: &FileBind, tree: &OwnedFd) -> Result<(), String> {
         None::<&str>,
     )
     .map_err(|e| format!("propagation of {}: {e}", dest.display()))
+}
+
+/// In the container's mount namespace: the mount point inside its `/dev`
+/// tmpfs, then the mount; `mqueue` from inside init's IPC namespace (`ipc`:
+/// theirs, ours; the instance is the mounting process's), left again.
+fn mount_dev(m: &DevMount, ipc: Option<&(std::fs::File, std::fs::File)>) -> Result<(), String> {
+    let dest = &m.destination;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dest)
+        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    let ipc = ipc.filter(|_| m.fstype == "mqueue");
+    if let Some((theirs, _)) = ipc {
+        setns(theirs, CloneFlags::CLONE_NEWIPC).map_err(|e| format!("join IPC namespace: {e}"))?;
+    }
+    let res = nix::mount::mount(
+        Some(m.source.as_str()),
+        dest.as_path(),
+        Some(m.fstype.as_str()),
+        m.flags,
+        (!m.data.is_empty()).then_some(m.data.as_str()),
+    )
+    .map_err(|e| format!("mount {} on {}: {e}", m.fstype, dest.display()));
+    if let Some((_, ours)) = ipc {
+        setns(ours, CloneFlags::CLONE_NEWIPC)
+            .map_err(|e| format!("return to our IPC namespace: {e}"))?;
+    }
+    res
 }
 
 /// Follow symlinks in the last component of `path` (at most 40).
