@@ -44,14 +44,7 @@ pub fn main(config_path: &Path) -> ! {
     berth_sys::signal::ignore(libc::SIGPIPE);
     let cfg = match read_config(config_path) {
         Ok(c) => c,
-        Err(e) => {
-            print_ready(&ShimReady {
-                shim_pid: 0,
-                pid: 0,
-                error: Some(e),
-            });
-            std::process::exit(1);
-        }
+        Err(e) => fail_early(e),
     };
     let (ready_r, ready_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
@@ -144,14 +137,7 @@ pub fn launcher() -> ! {
         // may run arbitrary code.
         match unsafe { nix::unistd::fork() } {
             Err(e) => {
-                write_ready(
-                    &reply,
-                    &ShimReady {
-                        shim_pid: 0,
-                        pid: 0,
-                        error: Some(format!("fork: {e}")),
-                    },
-                );
+                write_ready(&reply, &not_created(format!("fork: {e}")));
             }
             Ok(ForkResult::Parent { .. }) => {
                 drop(reply);
@@ -175,14 +161,7 @@ pub fn launcher() -> ! {
                 match read_config(&path) {
                     Ok(cfg) => run_detached(&cfg, reply),
                     Err(e) => {
-                        write_ready(
-                            &reply,
-                            &ShimReady {
-                                shim_pid: 0,
-                                pid: 0,
-                                error: Some(e),
-                            },
-                        );
+                        write_ready(&reply, &not_created(e));
                         std::process::exit(1);
                     }
                 }
@@ -233,12 +212,17 @@ fn warm_cgroup_migration() {
 }
 
 fn fail_early(msg: String) -> ! {
-    print_ready(&ShimReady {
+    print_ready(&not_created(msg));
+    std::process::exit(1);
+}
+
+/// The reply for a shim that failed before it existed.
+fn not_created(msg: String) -> ShimReady {
+    ShimReady {
         shim_pid: 0,
         pid: 0,
         error: Some(msg),
-    });
-    std::process::exit(1);
+    }
 }
 
 fn print_ready(r: &ShimReady) {

@@ -274,3 +274,66 @@ fn shims_are_forked_by_the_launcher_and_outlive_it() {
     assert_no_trace(&d, &id);
     assert_no_trace(&d, &id2);
 }
+
+/// Without the launcher (`BERTH_SHIM_LAUNCHER=0`, or a shim binary that has
+/// none), berthd spawns `berth-runtime shim --config` per container, which
+/// forks the shim and exits after reporting: containers run the same.
+#[test]
+fn shims_without_the_launcher() {
+    require_root!();
+    let d = Daemon::start_with_env("nolaunch", &[], &[("BERTH_SHIM_LAUNCHER", "0")]);
+    let out = ok(&d.berth(&["run", "--rm", IMAGE, "echo", "exec'd shim"]));
+    assert_eq!(out.trim(), "exec'd shim");
+    let id = ok(&d.berth(&["run", "-d", IMAGE, "sleep", "60"]))
+        .trim()
+        .to_string();
+    let shim = processes_matching(&format!("{id}/shim.json"));
+    assert_eq!(shim.len(), 1, "{shim:?}");
+    let parent = ppid_of(shim[0].split(':').next().unwrap()).unwrap();
+    let cmd = std::fs::read(format!("/proc/{parent}/cmdline")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmd).contains("shim-launcher"),
+        "no launcher: the shim's parent is {}",
+        String::from_utf8_lossy(&cmd)
+    );
+    assert!(processes_matching("shim-launcher")
+        .iter()
+        .all(|p| !p.contains(d.dir.to_str().unwrap())));
+    ok(&d.berth(&["rm", "-f", &id]));
+    assert_no_trace(&d, &id);
+}
+
+/// A launcher killed on its own is started again at the next container
+/// start (berthd's send fails on the dead socket, it restarts it once).
+#[test]
+fn a_killed_launcher_is_restarted() {
+    require_root!();
+    let d = Daemon::start("relaunch");
+    let launcher_of = |id: &str| {
+        let shim = processes_matching(&format!("{id}/shim.json"));
+        ppid_of(shim[0].split(':').next().unwrap()).unwrap()
+    };
+    let a = ok(&d.berth(&["run", "-d", IMAGE, "sleep", "60"]))
+        .trim()
+        .to_string();
+    let first = launcher_of(&a);
+    assert!(run_quiet("kill", &["-9", &first]));
+    // Gone, or a zombie until berthd reaps it.
+    assert!(eventually(5, || {
+        std::fs::read_to_string(format!("/proc/{first}/stat"))
+            .map(|st| {
+                st.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    }));
+    let b = ok(&d.berth(&["run", "-d", IMAGE, "sleep", "60"]))
+        .trim()
+        .to_string();
+    let second = launcher_of(&b);
+    assert_ne!(second, first);
+    assert_eq!(ppid_of(&second), Some(d.pid().to_string()));
+    ok(&d.berth(&["rm", "-f", &a, &b]));
+    assert_no_trace(&d, &a);
+    assert_no_trace(&d, &b);
+}

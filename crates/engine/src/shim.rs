@@ -107,7 +107,7 @@ impl Launcher {
                 };
             }
         }
-        spawn(&self.binary, config_path).await
+        spawn_exec(&self.binary, config_path).await
     }
 
     /// Start the launcher and wait for its hello packet.
@@ -156,9 +156,9 @@ fn parse_ready(line: &str) -> Result<ShimReady> {
     Ok(ready)
 }
 
-/// Spawn `berth-runtime shim` for a bundle whose `shim.json` is written, and
-/// wait until the container is created.
-pub async fn spawn(shim_binary: &Path, config_path: &Path) -> Result<ShimReady> {
+/// Without the launcher: exec `berth-runtime shim` for a bundle whose
+/// `shim.json` is written, and wait until the container is created.
+async fn spawn_exec(shim_binary: &Path, config_path: &Path) -> Result<ShimReady> {
     let mut child = tokio::process::Command::new(shim_binary)
         .arg("shim")
         .arg("--config")

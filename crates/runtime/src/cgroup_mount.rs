@@ -17,7 +17,6 @@
 use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
-use nix::sched::{setns, CloneFlags};
 use nix::unistd::Pid;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -42,26 +41,10 @@ pub(crate) fn make_readonly(init: Pid) -> Result<(), String> {
     if mounts.is_empty() {
         return Ok(());
     }
-    let own = std::fs::File::open("/proc/self/ns/mnt")
-        .map_err(|e| format!("open our mount namespace: {e}"))?;
-    let cwd = std::fs::File::open(".").map_err(|e| format!("open the working directory: {e}"))?;
-    let res = remount_in(&ns, &mounts);
-    // Back home: our namespace's root, then our working directory.
-    let back = setns(&own, CloneFlags::CLONE_NEWNS)
-        .map_err(|e| format!("return to our mount namespace: {e}"))
-        .and_then(|()| {
-            nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd))
-                .map_err(|e| format!("fchdir: {e}"))
-        });
-    match (res, back) {
-        (Err(e), _) | (Ok(()), Err(e)) => Err(format!("cannot make /sys/fs/cgroup read-only: {e}")),
-        (Ok(()), Ok(())) => Ok(()),
-    }
-}
-
-fn remount_in(ns: &std::fs::File, mounts: &[(String, String)]) -> Result<(), String> {
-    setns(ns, CloneFlags::CLONE_NEWNS).map_err(|e| format!("join mount namespace: {e}"))?;
-    remount_readonly(mounts)
+    berth_sys::mount::in_mount_namespace(&ns, || remount_readonly(&mounts))
+        .map_err(|e| format!("join or leave the mount namespace of {init}: {e}"))
+        .and_then(|r| r)
+        .map_err(|e| format!("cannot make /sys/fs/cgroup read-only: {e}"))
 }
 
 /// `MS_BIND|MS_REMOUNT|MS_RDONLY` of each (mount point, options), keeping
@@ -132,7 +115,7 @@ pub(crate) fn v1_trees(init: Pid) -> Result<Vec<V1Bind>, String> {
         if source.split('/').any(|c| c == "..") {
             return Err(format!("bad cgroup path {path:?}"));
         }
-        let tree = crate::late_mounts::open_tree_clone(Path::new(&source), true)
+        let tree = berth_sys::mount::open_tree_clone(Path::new(&source), true)
             .map_err(|e| format!("clone {source}: {e}"))?;
         binds.push(V1Bind {
             name: name.to_string(),
@@ -166,7 +149,7 @@ pub(crate) fn attach_v1(binds: &[V1Bind], readonly: bool) -> Result<(), String> 
             nix::sys::stat::Mode::from_bits_truncate(0o755),
         )
         .map_err(|e| format!("mkdir {target}: {e}"))?;
-        crate::late_mounts::move_mount_to(&b.tree, Path::new(&target))
+        berth_sys::mount::move_tree(&b.tree, Path::new(&target))
             .map_err(|e| format!("attach {target}: {e}"))?;
         // A clone of a shared host mount joins its peer group: make it a
         // slave, as libcontainer's `rslave` of the whole rootfs does.

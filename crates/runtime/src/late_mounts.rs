@@ -14,9 +14,8 @@
 //!   if missing (parents 0755, file 0644); as this process's root is then
 //!   the container's, any path or symlink in the image resolves inside it.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, CloneFlags};
@@ -74,10 +73,11 @@ pub(crate) fn apply(init: Pid, late: &LateMounts) -> Result<(), String> {
     };
     let mut file_trees = Vec::new();
     for b in &late.file_binds {
-        let tree = open_tree_clone(&b.source, false)
+        let tree = berth_sys::mount::open_tree_clone(&b.source, false)
             .map_err(|e| format!("clone {}: {e}", b.source.display()))?;
         if b.readonly {
-            set_readonly(&tree).map_err(|e| format!("read-only {}: {e}", b.source.display()))?;
+            berth_sys::mount::set_tree_readonly(&tree)
+                .map_err(|e| format!("read-only {}: {e}", b.source.display()))?;
         }
         file_trees.push(tree);
     }
@@ -92,11 +92,7 @@ pub(crate) fn apply(init: Pid, late: &LateMounts) -> Result<(), String> {
         )),
         false => None,
     };
-    let own = std::fs::File::open("/proc/self/ns/mnt")
-        .map_err(|e| format!("open our mount namespace: {e}"))?;
-    let cwd = std::fs::File::open(".").map_err(|e| format!("open the working directory: {e}"))?;
-    setns(&ns, CloneFlags::CLONE_NEWNS).map_err(|e| format!("join mount namespace: {e}"))?;
-    let res = (|| {
+    berth_sys::mount::in_mount_namespace(&ns, || {
         if let Some(readonly) = late.cgroup_v1 {
             crate::cgroup_mount::attach_v1(&cgroup_trees, readonly)?;
         }
@@ -107,14 +103,8 @@ pub(crate) fn apply(init: Pid, late: &LateMounts) -> Result<(), String> {
             mount_dev(m, ipc.as_ref())?;
         }
         Ok(())
-    })();
-    let back = setns(&own, CloneFlags::CLONE_NEWNS)
-        .map_err(|e| format!("return to our mount namespace: {e}"))
-        .and_then(|()| nix::unistd::fchdir(cwd.as_raw_fd()).map_err(|e| format!("fchdir: {e}")));
-    match (res, back) {
-        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
-        (Ok(()), Ok(())) => Ok(()),
-    }
+    })
+    .map_err(|e| format!("join or leave the mount namespace of {init}: {e}"))?
 }
 
 /// In the container's mount namespace: the target file (created if
@@ -140,7 +130,7 @@ fn attach_file(b: &FileBind, tree: &OwnedFd) -> Result<(), String> {
             .open(&dest)
             .map_err(what)?;
     }
-    move_mount_to(tree, &dest).map_err(what)?;
+    berth_sys::mount::move_tree(tree, &dest).map_err(what)?;
     let propagation = if b.private {
         nix::mount::MsFlags::MS_PRIVATE
     } else {
@@ -204,90 +194,4 @@ fn resolve_symlinks(path: &Path) -> Result<PathBuf, String> {
         "{}: too many levels of symbolic links",
         path.display()
     ))
-}
-
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-
-/// `open_tree(OPEN_TREE_CLONE)`: a detached copy of the mount at `path`
-/// (with its submounts when `recursive`).
-pub(crate) fn open_tree_clone(path: &Path, recursive: bool) -> std::io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as u32;
-    }
-    // SAFETY: open_tree with a valid NUL-terminated path; on success it
-    // returns a new descriptor that we own.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            flags as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor from open_tree.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// Attach a detached tree (from [`open_tree_clone`]) at `target`.
-pub(crate) fn move_mount_to(tree: &OwnedFd, target: &Path) -> std::io::Result<()> {
-    let empty = CString::default();
-    let t = CString::new(target.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: move_mount of the detached tree `tree` onto `target`; both
-    // strings are valid and NUL-terminated.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Kernel `struct mount_attr`.
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-/// `mount_setattr(MOUNT_ATTR_RDONLY)` on a detached tree: only the
-/// read-only flag changes (the source mount's atime and other flags stay).
-fn set_readonly(tree: &OwnedFd) -> std::io::Result<()> {
-    let attr = MountAttr {
-        attr_set: libc::MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let empty = CString::default();
-    // SAFETY: mount_setattr on our descriptor with a valid, correctly sized
-    // `struct mount_attr` that outlives the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }

@@ -197,7 +197,7 @@ pub fn enter_pruned_namespace(prune: &[&Path], keep: &[&Path]) -> io::Result<()>
     let mut trees = Vec::new();
     for k in keep {
         if prune.iter().any(|p| k.starts_with(p)) && is_mount_point(k)? {
-            trees.push((open_tree_clone(k)?, *k));
+            trees.push((open_tree_clone(k, true)?, *k));
         }
     }
     enter_private_namespace()?;
@@ -212,13 +212,16 @@ pub fn enter_pruned_namespace(prune: &[&Path], keep: &[&Path]) -> io::Result<()>
     Ok(())
 }
 
-/// A detached copy of the mount at `path` and everything below it.
-fn open_tree_clone(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
+/// A detached copy (`open_tree(OPEN_TREE_CLONE)`) of the mount at `path`,
+/// with everything below it when `recursive`.
+pub fn open_tree_clone(path: &Path, recursive: bool) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     let c = c_path(path)?;
     const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     // SAFETY: `c` is NUL-terminated; open_tree returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
     if fd < 0 {
@@ -229,7 +232,7 @@ fn open_tree_clone(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
 }
 
 /// Attach a detached mount tree (from [`open_tree_clone`]) at `target`.
-fn move_tree(tree: &std::os::fd::OwnedFd, target: &Path) -> io::Result<()> {
+pub fn move_tree(tree: &std::os::fd::OwnedFd, target: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let c = c_path(target)?;
     const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
@@ -248,6 +251,59 @@ fn move_tree(tree: &std::os::fd::OwnedFd, target: &Path) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Kernel `struct mount_attr`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(MOUNT_ATTR_RDONLY)` on a detached tree: only the
+/// read-only flag changes (the source mount's atime and other flags stay).
+pub fn set_tree_readonly(tree: &std::os::fd::OwnedFd) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let attr = MountAttr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr on our descriptor with a valid, correctly sized
+    // `struct mount_attr` that outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Run `f` inside the mount namespace `ns`, then return to ours and to our
+/// working directory (`setns` moves both root and cwd). The process must
+/// be single-threaded. `Err` if joining or returning failed; `f`'s own
+/// result is inside `Ok`.
+pub fn in_mount_namespace<T>(ns: &std::fs::File, f: impl FnOnce() -> T) -> io::Result<T> {
+    use nix::sched::{setns, CloneFlags};
+    use std::os::fd::AsRawFd;
+    let own = std::fs::File::open("/proc/self/ns/mnt")?;
+    let cwd = std::fs::File::open(".")?;
+    setns(ns, CloneFlags::CLONE_NEWNS).map_err(io::Error::from)?;
+    let out = f();
+    setns(&own, CloneFlags::CLONE_NEWNS).map_err(io::Error::from)?;
+    nix::unistd::fchdir(cwd.as_raw_fd()).map_err(io::Error::from)?;
+    Ok(out)
 }
 
 #[cfg(test)]

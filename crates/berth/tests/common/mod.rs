@@ -78,6 +78,8 @@ pub struct Daemon {
     /// that parallel tests never share a bridge, subnet or nft table).
     pub bridge: String,
     pub bip: String,
+    /// Environment variables for berthd.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -98,6 +100,11 @@ impl Daemon {
     }
 
     pub fn start_with(tag: &str, extra: &[&str]) -> Daemon {
+        Self::start_with_env(tag, extra, &[])
+    }
+
+    /// [`Daemon::start_with`], berthd with these environment variables.
+    pub fn start_with_env(tag: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("be-{}", unique(tag)));
         std::fs::create_dir_all(&dir).unwrap();
         let mut d = Daemon {
@@ -109,6 +116,10 @@ impl Daemon {
                 let r = rand_u32();
                 format!("10.{}.{}.1/24", 200 + (r % 50), (r >> 8) % 256)
             },
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
         };
         d.spawn();
@@ -146,6 +157,7 @@ impl Daemon {
             .arg(self.dir.join("daemon.json"))
             .args(self.network_args())
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
